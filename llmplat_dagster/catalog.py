@@ -1,0 +1,361 @@
+"""The variant catalog: typed, validated when loaded, the single source of truth.
+
+Everything downstream (manifests, simulator fleet, assets, sensors) reads `Catalog`; nothing re-states a
+model id, a flag or a resource size. A bad catalog fails with one message that names the file and line,
+the variant and the field, because a platform engineer edits YAML, not Python.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from llmplat_dagster.quantity import parse_quantity
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+SHA = re.compile(r"^[0-9a-f]{40}$")
+GIB = 1024**3
+
+# vLLM `--quantization` values this platform knows how to size and serve. "none" renders no flag.
+QUANTIZATIONS: dict[str, float] = {
+    # effective bytes per parameter of the quantized linear layers (4-bit + group scales/zeros)
+    "none": 2.0,
+    "awq": 0.5 * 1.0625,
+    "gptq": 0.5 * 1.0625,
+    "fp8": 1.0,
+}
+DTYPE_BYTES = {"half": 2, "float16": 2, "bfloat16": 2, "float32": 4, "auto": 2}
+
+
+class CatalogError(ValueError):
+    """A catalog that cannot be served; the message names file:line, variant and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeSpec(_Strict):
+    instance_type: str
+    gpu: str
+    gpu_memory_gib: float = Field(gt=0)
+    allocatable_cpu: str
+    allocatable_memory: str
+
+
+class Architecture(_Strict):
+    params_billion: float = Field(gt=0)
+    num_layers: int = Field(gt=0)
+    num_kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    vocab_size: int = Field(default=32000, gt=0)
+    hidden_size: int = Field(default=4096, gt=0)
+
+    def kv_bytes_per_token(self, dtype: str) -> int:
+        """K and V, every layer, every KV head (grouped-query attention keeps this small)."""
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * DTYPE_BYTES[dtype]
+
+    def weight_bytes(self, quantization: str) -> float:
+        """Embeddings and lm_head stay FP16 in AWQ/GPTQ checkpoints; the linear layers shrink."""
+        params = self.params_billion * 1e9
+        embed = 2 * self.vocab_size * self.hidden_size
+        return (params - embed) * QUANTIZATIONS[quantization] + embed * 2.0
+
+
+class Resources(_Strict):
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+    gpu: int = Field(default=1, ge=1)
+
+    @field_validator("cpu_request", "cpu_limit", "memory_request", "memory_limit", mode="before")
+    @classmethod
+    def _quantity(cls, value: Any) -> str:
+        parse_quantity(value)
+        return value
+
+
+class LoraAdapter(_Strict):
+    name: str
+    repo: str
+    revision: str = "main"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+            raise ValueError(f"adapter name {value!r} must be letters, digits, '.', '_' or '-'")
+        return value
+
+
+class LoraSettings(_Strict):
+    enabled: bool = False
+    max_loras: int = Field(default=4, ge=1)
+    max_lora_rank: int = Field(default=16, ge=1)
+    adapters: tuple[LoraAdapter, ...] = ()
+
+    @model_validator(mode="after")
+    def _fits(self) -> LoraSettings:
+        if len(self.adapters) > self.max_loras:
+            raise ValueError(f"{len(self.adapters)} adapters exceed max_loras={self.max_loras}")
+        return self
+
+
+class VariantSpec(_Strict):
+    """One vLLM server: what it serves, how vLLM is told to serve it, what it may use."""
+
+    name: str
+    team: str
+    purpose: str = ""
+    model_id: str
+    revision: str = "main"
+    quantization: str = "none"
+    dtype: Literal["half", "float16", "bfloat16", "float32", "auto"] = "half"
+    max_model_len: int = Field(gt=0)
+    max_num_seqs: int = Field(gt=0)
+    gpu_memory_utilization: float = Field(gt=0, le=1)
+    lora: LoraSettings = LoraSettings()
+    served_model_name: str | None = None
+    image: str
+    architecture: str
+    resources: Resources
+    cache_size: str
+    gated: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _dns1123(cls, value: str) -> str:
+        if len(value) > 63:
+            raise ValueError(f"{value!r} is {len(value)} characters; a DNS-1123 label has at most 63")
+        if not DNS1123_LABEL.match(value):
+            raise ValueError(
+                f"{value!r} is not a DNS-1123 label (lower-case letters, digits and '-', "
+                "starting and ending with a letter or digit)"
+            )
+        return value
+
+    @field_validator("quantization")
+    @classmethod
+    def _known_quantization(cls, value: str) -> str:
+        if value not in QUANTIZATIONS:
+            raise ValueError(f"unknown quantization {value!r}; expected one of {sorted(QUANTIZATIONS)}")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _pinned_image(cls, value: str) -> str:
+        tag = value.rsplit("/", 1)[-1]
+        if "@sha256:" not in value and (":" not in tag or tag.endswith(":latest")):
+            raise ValueError(f"image {value!r} must be pinned to a tag other than latest or a digest")
+        return value
+
+    @property
+    def served_name(self) -> str:
+        return self.served_model_name or self.name
+
+    @property
+    def pinned(self) -> bool:
+        return bool(SHA.match(self.revision))
+
+    @property
+    def group_name(self) -> str:
+        """Dagster group names are Python identifiers."""
+        return self.name.replace("-", "_")
+
+
+class Catalog(_Strict):
+    namespace: str = "llm-baseline"
+    node: NodeSpec
+    architectures: dict[str, Architecture]
+    variants: tuple[VariantSpec, ...]
+
+    @cached_property
+    def by_name(self) -> dict[str, VariantSpec]:
+        return {v.name: v for v in self.variants}
+
+    def variant(self, name: str) -> VariantSpec:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise CatalogError(f"unknown variant {name!r}; the catalog has {sorted(self.by_name)}") from None
+
+    @property
+    def names(self) -> list[str]:
+        return [v.name for v in self.variants]
+
+    def with_overrides(self, revisions: Mapping[str, str] | None = None, image: str | None = None) -> Catalog:
+        """Pin new model revisions (a sensor saw a new sha) or another vLLM image, re-validated."""
+        data = self.model_dump(mode="python")
+        for name in revisions or {}:
+            self.variant(name)
+        for variant in data["variants"]:
+            if revisions and variant["name"] in revisions:
+                variant["revision"] = revisions[variant["name"]]
+            if image:
+                variant["image"] = image
+        return _validate(data, source="<overrides>", root=None)
+
+
+def memory_fit_errors(catalog: Catalog) -> list[str]:
+    """Weights + a full KV cache for max_num_seqs sequences of max_model_len must fit the GPU budget.
+
+    vLLM refuses to start (or preempts constantly) when they don't; the design document's 8192 x 64
+    example for FP16 on a T4 is exactly this mistake.
+    """
+    errors = []
+    for v in catalog.variants:
+        arch = catalog.architectures[v.architecture]
+        weights = arch.weight_bytes(v.quantization)
+        kv = arch.kv_bytes_per_token(v.dtype) * v.max_model_len * v.max_num_seqs
+        budget = catalog.node.gpu_memory_gib * GIB * v.gpu_memory_utilization
+        if weights + kv > budget:
+            errors.append(
+                f"variant {v.name!r}: weights {weights / GIB:.2f} GiB + KV cache {kv / GIB:.2f} GiB "
+                f"(max_model_len={v.max_model_len} x max_num_seqs={v.max_num_seqs}) exceed "
+                f"{budget / GIB:.2f} GiB ({catalog.node.gpu} {catalog.node.gpu_memory_gib} GiB x "
+                f"gpu_memory_utilization={v.gpu_memory_utilization}); lower max_model_len or max_num_seqs"
+            )
+    return errors
+
+
+def resource_fit_errors(catalog: Catalog) -> list[str]:
+    """Requests above the node's allocatable never schedule; say so before the cluster does."""
+    cpu = parse_quantity(catalog.node.allocatable_cpu)
+    mem = parse_quantity(catalog.node.allocatable_memory)
+    errors = []
+    for v in catalog.variants:
+        for field, have, request in (
+            ("cpu_request", cpu, v.resources.cpu_request),
+            ("memory_request", mem, v.resources.memory_request),
+        ):
+            if parse_quantity(request) > have:
+                errors.append(
+                    f"variant {v.name!r}: field 'resources.{field}' {request} exceeds the "
+                    f"{catalog.node.instance_type} allocatable {have:g}"
+                )
+    return errors
+
+
+def _merge_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    defaults = data.pop("defaults", {}) or {}
+    merged = []
+    for raw in data.get("variants") or []:
+        if not isinstance(raw, dict):
+            merged.append(raw)
+            continue
+        variant = {**defaults, **raw}
+        if isinstance(defaults.get("resources"), dict) and isinstance(raw.get("resources"), dict):
+            variant["resources"] = {**defaults["resources"], **raw["resources"]}
+        merged.append(variant)
+    data["variants"] = merged
+    return data
+
+
+def _walk(root: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[int | None, bool]:
+    """Follow a pydantic error location through the composed YAML tree: (deepest line, reached the end)."""
+    node, line = root, None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if k.value == part), None)
+            if found is None:
+                return line, False
+            node = found[1]
+            line = found[0].start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line, False
+    return line, True
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The line a user must edit; a variant field inherited from `defaults:` points at the default."""
+    line, complete = _walk(root, loc)
+    if not complete and len(loc) > 2 and loc[0] == "variants":
+        default_line, found = _walk(root, ("defaults", *loc[2:]))
+        if found:
+            return default_line
+    return line
+
+
+def _describe(error: dict[str, Any], data: dict[str, Any], source: str, root: yaml.Node | None) -> str:
+    loc = tuple(error["loc"])
+    where = source
+    line = _line_of(root, loc)
+    if line is not None:
+        where = f"{source}:{line}"
+    subject = "catalog"
+    field = ".".join(str(p) for p in loc)
+    if len(loc) >= 2 and loc[0] == "variants" and isinstance(loc[1], int):
+        variants = data.get("variants") or []
+        name = variants[loc[1]].get("name") if loc[1] < len(variants) else None
+        subject = f"variant {name!r}" if name else f"variant #{loc[1] + 1}"
+        field = ".".join(str(p) for p in loc[2:]) or "(entry)"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {subject}: field {field!r}: {message}"
+
+
+def _validate(data: dict[str, Any], source: str, root: yaml.Node | None) -> Catalog:
+    try:
+        catalog = Catalog.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(e, data, source, root) for e in exc.errors()]
+        raise CatalogError("invalid variant catalog:\n  " + "\n  ".join(lines)) from None
+    problems = []
+    seen: dict[str, int] = {}
+    for i, v in enumerate(catalog.variants):
+        if v.name in seen:
+            line = _line_of(root, ("variants", i, "name"))
+            at = f"{source}:{line}" if line else source
+            problems.append(
+                f"{at}: variant {v.name!r}: field 'name': duplicate name (also variant #{seen[v.name] + 1})"
+            )
+        seen.setdefault(v.name, i)
+        if v.architecture not in catalog.architectures:
+            problems.append(f"{source}: variant {v.name!r}: field 'architecture': unknown {v.architecture!r}")
+    if not problems:
+        problems += [f"{source}: {e}" for e in memory_fit_errors(catalog) + resource_fit_errors(catalog)]
+    if problems:
+        raise CatalogError("invalid variant catalog:\n  " + "\n  ".join(problems))
+    return catalog
+
+
+def default_catalog_path() -> Path:
+    return Path(str(resources.files("llmplat_dagster").joinpath("catalog.yaml")))
+
+
+def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise CatalogError(f"{source}: the catalog must be a mapping with 'variants'")
+    return _validate(_merge_defaults(data), source, root)
+
+
+def load_catalog(
+    path: str | Path | None = None,
+    revisions: Mapping[str, str] | None = None,
+    image: str | None = None,
+) -> Catalog:
+    """Load and validate a catalog file (the packaged one by default), then apply overrides."""
+    path = Path(path) if path else default_catalog_path()
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CatalogError(f"cannot read catalog {path}: {exc.strerror}") from None
+    catalog = parse_catalog(text, source=str(path))
+    if revisions or image:
+        catalog = catalog.with_overrides(revisions, image)
+    return catalog

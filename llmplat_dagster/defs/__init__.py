@@ -1,0 +1,1 @@
+"""Dagster wiring only: each module exports the definitions of one domain; logic lives elsewhere."""

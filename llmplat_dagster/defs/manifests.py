@@ -1,0 +1,93 @@
+"""Per-variant manifest assets (`llm_baseline/<variant>/manifests`) and their schema checks."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import dagster as dg
+
+from llmplat_dagster.catalog import Catalog, VariantSpec
+from llmplat_dagster.k8s import render as r
+from llmplat_dagster.k8s.tree import dump
+from llmplat_dagster.k8s.validate import CrdSchemas, validate_objects
+
+PREFIX = "llm_baseline"
+
+
+def asset_key(variant: str, stage: str) -> dg.AssetKey:
+    return dg.AssetKey([PREFIX, variant, stage])
+
+
+def _output(objects: list[r.Obj], overlay: str, extra: dict | None = None) -> dg.Output:
+    digest = r.content_hash(objects)
+    kinds = Counter(o["kind"] for o in objects)
+    return dg.Output(
+        objects,
+        data_version=dg.DataVersion(digest),
+        metadata={
+            "content_hash": digest,
+            "overlay": overlay,
+            "objects": dg.MetadataValue.json([r.object_id(o) for o in objects]),
+            "kinds": dg.MetadataValue.json(dict(kinds)),
+            "preview": dg.MetadataValue.md("```yaml\n" + "---\n".join(dump(o) for o in objects)[:6000] + "\n```"),
+            **(extra or {}),
+        },
+    )
+
+
+def _schema_check(key: dg.AssetKey, crds: CrdSchemas, name: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=key, name="schema_valid", blocking=True, description=f"{name}: strict schema + CRDs")
+    def _check(objects: list) -> dg.AssetCheckResult:
+        problems = validate_objects(objects, crds)
+        missing = [p for p in problems if p.message.startswith("no CRD schema")]
+        real = [p for p in problems if p not in missing]
+        return dg.AssetCheckResult(
+            passed=not problems,
+            # Without CRD schemas we cannot judge custom resources: warn, don't block a local run.
+            severity=dg.AssetCheckSeverity.ERROR if real else dg.AssetCheckSeverity.WARN,
+            metadata={
+                "problems": dg.MetadataValue.json([str(p) for p in problems]),
+                "crd_sources": dg.MetadataValue.json(sorted(crds.sources.values())),
+            },
+        )
+
+    return _check
+
+
+def variant_manifests(catalog: Catalog, v: VariantSpec, overlay: str, crds: CrdSchemas) -> dg.Definitions:
+    key = asset_key(v.name, "manifests")
+
+    @dg.asset(
+        key=key,
+        group_name=v.group_name,
+        kinds={"kubernetes"},
+        tags={"llmplat/variant": v.name},
+        description=f"Rendered {overlay} objects for {v.name} ({v.purpose}); data version = content hash.",
+    )
+    def _manifests() -> dg.Output:
+        objects = r.render_variant(catalog, v, overlay)
+        return _output(
+            objects,
+            overlay,
+            {"image": v.image, "model_id": v.model_id, "model_revision": v.revision, "pinned": v.pinned},
+        )
+
+    return dg.Definitions(assets=[_manifests], asset_checks=[_schema_check(key, crds, v.name)])
+
+
+def shared_manifests(catalog: Catalog, overlay: str, crds: CrdSchemas) -> dg.Definitions:
+    """The namespace and the ServiceMonitor every variant shares."""
+    key = dg.AssetKey([PREFIX, "shared", "manifests"])
+
+    @dg.asset(key=key, group_name="llm_baseline_shared", kinds={"kubernetes"})
+    def _shared() -> dg.Output:
+        ov = r.overlay(overlay)
+        return _output([r.namespace(catalog), r.service_monitor(catalog, ov)], overlay)
+
+    return dg.Definitions(assets=[_shared], asset_checks=[_schema_check(key, crds, "shared")])
+
+
+def manifests_defs(catalog: Catalog, overlay: str, crds: CrdSchemas) -> dg.Definitions:
+    parts = [shared_manifests(catalog, overlay, crds)]
+    parts += [variant_manifests(catalog, v, overlay, crds) for v in catalog.variants]
+    return dg.Definitions.merge(*parts)

@@ -1,0 +1,407 @@
+"""Kubernetes objects from the catalog: pure functions, no cluster, no environment.
+
+Deliberate departures from the design document (ARCHITECTURE.md lists its defects):
+- one model-cache claim per variant; `prod` runs two replicas per variant on different nodes, so its
+  claims are ReadWriteMany (EFS) while `dev` (one replica) keeps ReadWriteOnce gp3;
+- rollouts never surge (maxSurge 0): every GPU node is taken by anti-affinity, a surge pod would pend;
+- resource requests fit a g4dn.xlarge's allocatable (the document's 4 CPU / 16Gi never schedule there);
+- metric names are vLLM's real, colon-named ones;
+- a preStop drain and a grace period that end inside the two-minute spot notice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from llmplat_dagster.catalog import Catalog, VariantSpec
+
+PORT = 8000
+FIELD_MANAGER = "llmplat-dagster"
+HF_SECRET = "hf-token"
+HF_SECRET_KEY = "HUGGING_FACE_HUB_TOKEN"
+CACHE_MOUNT = "/root/.cache/huggingface"
+ADAPTER_MOUNT = "/adapters"
+PART_OF = "llm-optimization-platform"
+# Spot nodes get a two-minute notice; the drain plus vLLM's shutdown must end well inside it.
+TERMINATION_GRACE_SECONDS = 90
+DRAIN_DEADLINE_SECONDS = 70
+QUEUE_METRIC = "vllm:num_requests_waiting"
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """What differs between environments; everything else is the catalog."""
+
+    name: str
+    replicas: int
+    cache_access_mode: str
+    cache_storage_class: str
+    autoscaler: str  # "hpa" (CPU fallback, plumbing only) or "keda" (queue depth)
+    max_replicas: int
+    prometheus_address: str = "http://prometheus.observability.svc:9090"
+    servicemonitor_release: str = "prometheus"
+    queue_threshold: int = 5
+
+
+OVERLAYS: dict[str, Overlay] = {
+    "dev": Overlay("dev", 1, "ReadWriteOnce", "gp3", "hpa", max_replicas=2),
+    "prod": Overlay("prod", 2, "ReadWriteMany", "efs-sc", "keda", max_replicas=4),
+}
+
+# The drain: wait for endpoints to drop the pod, then for vLLM's running and waiting requests to finish.
+DRAIN_SCRIPT = f"""\
+import time, urllib.request
+time.sleep(5)
+deadline = time.time() + {DRAIN_DEADLINE_SECONDS}
+while time.time() < deadline:
+    try:
+        text = urllib.request.urlopen("http://127.0.0.1:{PORT}/metrics", timeout=2).read().decode()
+    except Exception:
+        break
+    busy = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(("vllm:num_requests_running{{", "vllm:num_requests_waiting{{")))
+    if busy == 0:
+        break
+    time.sleep(2)
+"""
+
+
+def overlay(name: str) -> Overlay:
+    try:
+        return OVERLAYS[name]
+    except KeyError:
+        raise ValueError(f"unknown overlay {name!r}; expected one of {sorted(OVERLAYS)}") from None
+
+
+def image_tag(image: str) -> str:
+    return image.rsplit("@", 1)[0].rsplit(":", 1)[-1]
+
+
+def labels(catalog_variant: VariantSpec) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "vllm",
+        "app.kubernetes.io/instance": catalog_variant.name,
+        "app.kubernetes.io/component": "inference",
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": FIELD_MANAGER,
+        "app.kubernetes.io/version": image_tag(catalog_variant.image),
+        "model-variant": catalog_variant.name,
+        "lab.team": catalog_variant.team,
+    }
+
+
+def selector(v: VariantSpec) -> dict[str, str]:
+    return {"app.kubernetes.io/instance": v.name, "model-variant": v.name}
+
+
+def vllm_args(v: VariantSpec, port: int = PORT) -> list[str]:
+    """The `vllm serve` flags for one variant; `llmplat sim serve` accepts the same list."""
+    args = [
+        "--model", v.model_id,
+        "--revision", v.revision,
+        "--served-model-name", v.served_name,
+        "--dtype", v.dtype,
+        "--max-model-len", str(v.max_model_len),
+        "--max-num-seqs", str(v.max_num_seqs),
+        "--gpu-memory-utilization", f"{v.gpu_memory_utilization:g}",
+    ]  # fmt: skip
+    if v.quantization != "none":
+        args += ["--quantization", v.quantization]
+    if v.lora.enabled:
+        args += ["--enable-lora", "--max-loras", str(v.lora.max_loras), "--max-lora-rank", str(v.lora.max_lora_rank)]
+        if v.lora.adapters:
+            args += ["--lora-modules", *(f"{a.name}={ADAPTER_MOUNT}/{a.name}" for a in v.lora.adapters)]
+    return args + ["--host", "0.0.0.0", "--port", str(port)]
+
+
+def _meta(name: str, namespace: str, lbls: dict[str, str]) -> Obj:
+    return {"name": name, "namespace": namespace, "labels": dict(lbls)}
+
+
+def namespace(catalog: Catalog) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": catalog.namespace,
+            "labels": {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/component": "baseline-inference"},
+        },
+    }
+
+
+def hf_token_secret_template(catalog: Catalog) -> Obj:
+    """A Secret without a value: documents the name and key; the value comes from outside git."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": HF_SECRET,
+            "namespace": catalog.namespace,
+            "annotations": {
+                "llmplat/usage": (
+                    f"kubectl -n {catalog.namespace} create secret generic {HF_SECRET} "
+                    f'--from-literal={HF_SECRET_KEY}="$HF_TOKEN" (or External Secrets); never commit a value'
+                )
+            },
+        },
+    }
+
+
+def cache_claim(catalog: Catalog, v: VariantSpec, ov: Overlay) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(f"hf-cache-{v.name}", catalog.namespace, labels(v)),
+        "spec": {
+            "accessModes": [ov.cache_access_mode],
+            "storageClassName": ov.cache_storage_class,
+            "resources": {"requests": {"storage": v.cache_size}},
+        },
+    }
+
+
+def _env() -> list[Obj]:
+    token = {"secretKeyRef": {"name": HF_SECRET, "key": HF_SECRET_KEY}}
+    field = lambda path: {"fieldRef": {"fieldPath": path}}  # noqa: E731
+    return [
+        {"name": "HF_TOKEN", "valueFrom": token},
+        {"name": HF_SECRET_KEY, "valueFrom": token},
+        {"name": "HF_HOME", "value": CACHE_MOUNT},
+        {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+        {"name": "POD_NAME", "valueFrom": field("metadata.name")},
+        {"name": "POD_UID", "valueFrom": field("metadata.uid")},
+    ]
+
+
+def _probe(path: str, period: int, timeout: int, failures: int) -> Obj:
+    return {
+        "httpGet": {"path": path, "port": PORT},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def _resources(v: VariantSpec) -> Obj:
+    r = v.resources
+    gpu = str(r.gpu)
+    return {
+        "requests": {"cpu": r.cpu_request, "memory": r.memory_request, "nvidia.com/gpu": gpu},
+        "limits": {"cpu": r.cpu_limit, "memory": r.memory_limit, "nvidia.com/gpu": gpu},
+    }
+
+
+def _adapter_init(v: VariantSpec) -> list[Obj]:
+    """LoRA adapters are fetched at their pinned revision before vLLM starts, into a pod-local volume."""
+    if not v.lora.adapters:
+        return []
+    calls = "; ".join(
+        f"snapshot_download(repo_id={a.repo!r}, revision={a.revision!r}, local_dir={ADAPTER_MOUNT + '/' + a.name!r})"
+        for a in v.lora.adapters
+    )
+    return [
+        {
+            "name": "fetch-adapters",
+            "image": v.image,
+            "command": ["python3", "-c", f"from huggingface_hub import snapshot_download; {calls}"],
+            "env": _env()[:3],
+            "volumeMounts": [{"name": "adapters", "mountPath": ADAPTER_MOUNT}],
+        }
+    ]
+
+
+def deployment(catalog: Catalog, v: VariantSpec, ov: Overlay) -> Obj:
+    lbls = labels(v)
+    volumes = [
+        {"name": "hf-cache", "persistentVolumeClaim": {"claimName": f"hf-cache-{v.name}"}},
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}},
+    ]
+    mounts = [{"name": "hf-cache", "mountPath": CACHE_MOUNT}, {"name": "shm", "mountPath": "/dev/shm"}]
+    if v.lora.adapters:
+        volumes.append({"name": "adapters", "emptyDir": {}})
+        mounts.append({"name": "adapters", "mountPath": ADAPTER_MOUNT, "readOnly": True})
+    container = {
+        "name": "vllm",
+        "image": v.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": vllm_args(v),
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "env": _env(),
+        "resources": _resources(v),
+        "volumeMounts": mounts,
+        # The design document's probes: startup gates the 7.5-minute cold start.
+        "startupProbe": _probe("/v1/models", period=5, timeout=5, failures=90),
+        "readinessProbe": _probe("/v1/models", period=5, timeout=2, failures=12),
+        "livenessProbe": _probe("/metrics", period=15, timeout=2, failures=6),
+        "lifecycle": {"preStop": {"exec": {"command": ["python3", "-c", DRAIN_SCRIPT]}}},
+    }
+    pod_spec = {
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {"key": "eks.amazonaws.com/capacityType", "operator": "In", "values": ["SPOT"]}
+                            ]
+                        }
+                    ]
+                }
+            },
+            # One model server per GPU node, whatever the variant.
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchExpressions": [{"key": "model-variant", "operator": "Exists"}]},
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            },
+        },
+        "initContainers": _adapter_init(v),
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if not pod_spec["initContainers"]:
+        del pod_spec["initContainers"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            **_meta(v.name, catalog.namespace, lbls),
+            "annotations": {"llmplat/model-id": v.model_id, "llmplat/model-revision": v.revision},
+        },
+        "spec": {
+            "replicas": ov.replicas,
+            "revisionHistoryLimit": 5,
+            "progressDeadlineSeconds": 900,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+            "selector": {"matchLabels": selector(v)},
+            "template": {
+                "metadata": {
+                    "labels": lbls,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(PORT),
+                        "prometheus.io/path": "/metrics",
+                        "llmplat/model-revision": v.revision,
+                    },
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def service(catalog: Catalog, v: VariantSpec) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(v.name, catalog.namespace, labels(v)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(v),
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def service_monitor(catalog: Catalog, ov: Overlay) -> Obj:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {
+            "name": "vllm",
+            "namespace": catalog.namespace,
+            "labels": {"app.kubernetes.io/part-of": PART_OF, "release": ov.servicemonitor_release},
+        },
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/part-of": PART_OF}},
+            "namespaceSelector": {"matchNames": [catalog.namespace]},
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+        },
+    }
+
+
+def queue_query(catalog: Catalog, v: VariantSpec) -> str:
+    """The PromQL the KEDA trigger reads; the golden metric-contract check asks for the same series."""
+    return f'sum({QUEUE_METRIC}{{namespace="{catalog.namespace}",model_name="{v.served_name}"}})'
+
+
+def autoscaler(catalog: Catalog, v: VariantSpec, ov: Overlay) -> Obj:
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": v.name}
+    if ov.autoscaler == "hpa":
+        return {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": _meta(v.name, catalog.namespace, labels(v)),
+            "spec": {
+                "scaleTargetRef": target,
+                "minReplicas": ov.replicas,
+                "maxReplicas": ov.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                    }
+                ],
+            },
+        }
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _meta(v.name, catalog.namespace, labels(v)),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": v.name},
+            "minReplicaCount": ov.replicas,
+            "maxReplicaCount": ov.max_replicas,
+            "cooldownPeriod": 300,
+            "pollingInterval": 15,
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metadata": {
+                        "serverAddress": ov.prometheus_address,
+                        "query": queue_query(catalog, v),
+                        "threshold": str(ov.queue_threshold),
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render_variant(catalog: Catalog, v: VariantSpec, overlay_name: str) -> list[Obj]:
+    ov = overlay(overlay_name)
+    return [cache_claim(catalog, v, ov), deployment(catalog, v, ov), service(catalog, v), autoscaler(catalog, v, ov)]
+
+
+def render(catalog: Catalog, overlay_name: str) -> list[Obj]:
+    """Every object of one overlay, in apply order (namespace and claims before their users)."""
+    ov = overlay(overlay_name)
+    objects = [namespace(catalog)]
+    for v in catalog.variants:
+        objects += render_variant(catalog, v, overlay_name)
+    objects.append(service_monitor(catalog, ov))
+    return objects
+
+
+def content_hash(objects: list[Obj]) -> str:
+    """Stable across dict order: the data version of a manifests asset and the applied-hash annotation."""
+    canonical = json.dumps(objects, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def object_id(obj: Obj) -> str:
+    meta = obj["metadata"]
+    ns = meta.get("namespace")
+    return f"{obj['kind']}/{ns + '/' if ns else ''}{meta['name']}"

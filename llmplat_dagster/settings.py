@@ -1,0 +1,55 @@
+"""Where the project is running, decided once, when definitions are built (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENVIRONMENTS = {"local": "dev", "prod": "prod"}  # environment -> manifest overlay
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work; the message names the variable."""
+
+
+def _pairs(raw: str, name: str) -> dict[str, str]:
+    out = {}
+    for item in filter(None, (p.strip() for p in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise SettingsError(f"{name}: expected VARIANT=VALUE[,VARIANT=VALUE], got {item!r}")
+        out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "local"
+    catalog_path: Path | None = None
+    revisions: Mapping[str, str] = field(default_factory=dict)
+    image: str | None = None
+    crd_dirs: tuple[Path, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.environment not in ENVIRONMENTS:
+            raise SettingsError(
+                f"LLMPLAT_ENV={self.environment!r} is not an environment; expected one of {sorted(ENVIRONMENTS)}"
+            )
+
+    @property
+    def overlay(self) -> str:
+        return ENVIRONMENTS[self.environment]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The one function that reads the environment (see README, "Configuration")."""
+        env = os.environ if environ is None else environ
+        return cls(
+            environment=env.get("LLMPLAT_ENV", "local"),
+            catalog_path=Path(env["LLMPLAT_CATALOG"]) if env.get("LLMPLAT_CATALOG") else None,
+            revisions=_pairs(env.get("LLMPLAT_MODEL_REVISIONS", ""), "LLMPLAT_MODEL_REVISIONS"),
+            image=env.get("LLMPLAT_VLLM_IMAGE") or None,
+            crd_dirs=tuple(Path(p) for p in env.get("LLMPLAT_CRD_DIR", "").split(os.pathsep) if p),
+        )

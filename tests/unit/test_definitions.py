@@ -1,0 +1,95 @@
+"""The graph's shape, the environment choice, and the local instance configuration."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from llmplat_dagster.definitions import build_definitions
+from llmplat_dagster.settings import Settings, SettingsError
+
+VARIANTS = ["mistral-7b-awq", "mistral-7b-fp16", "mistral-7b-lora", "mistral-7b-judge"]
+
+
+def test_every_expected_asset_check_and_job_key(crd_dir: Path):
+    defs = build_definitions(Settings(crd_dirs=(crd_dir,)))
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {f"llm_baseline/{v}/manifests" for v in VARIANTS} | {"llm_baseline/shared/manifests"}
+    checks = {(c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys}
+    assert checks == {(k, "schema_valid") for k in keys}
+    graph = defs.resolve_asset_graph()
+    for v in VARIANTS:
+        assert graph.get(dg.AssetKey(["llm_baseline", v, "manifests"])).group_name == v.replace("-", "_")
+    assert defs.resolve_job_def("manifests_job").name == "manifests_job"
+
+
+def test_importing_reads_no_environment_and_the_choice_is_made_when_built(monkeypatch):
+    monkeypatch.setenv("LLMPLAT_ENV", "staging")
+    module = importlib.reload(importlib.import_module("llmplat_dagster.definitions"))
+    with pytest.raises(SettingsError, match="LLMPLAT_ENV='staging' is not an environment"):
+        module.defs()
+    monkeypatch.setenv("LLMPLAT_ENV", "prod")
+    assert isinstance(module.defs(), dg.Definitions)
+
+
+def test_settings_parse_revision_pins_and_reject_garbage():
+    s = Settings.from_env({"LLMPLAT_MODEL_REVISIONS": "mistral-7b-awq=" + "a" * 40, "LLMPLAT_ENV": "prod"})
+    assert s.revisions == {"mistral-7b-awq": "a" * 40} and s.overlay == "prod"
+    with pytest.raises(SettingsError, match="LLMPLAT_MODEL_REVISIONS: expected VARIANT=VALUE"):
+        Settings.from_env({"LLMPLAT_MODEL_REVISIONS": "mistral-7b-awq"})
+
+
+@pytest.mark.parametrize(
+    ("environment", "autoscaler"), [("local", "HorizontalPodAutoscaler"), ("prod", "ScaledObject")]
+)
+def test_manifest_assets_materialize_with_content_hash_versions(crd_dir: Path, environment: str, autoscaler: str):
+    defs = build_definitions(Settings(environment=environment, crd_dirs=(crd_dir,)))
+    result = defs.resolve_job_def("manifests_job").execute_in_process()
+    assert result.success
+    awq = result.output_for_node("llm_baseline__mistral_7b_awq__manifests")
+    assert [o["kind"] for o in awq] == ["PersistentVolumeClaim", "Deployment", "Service", autoscaler]
+    mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
+    meta = mats["llm_baseline/mistral-7b-awq/manifests"].materialization.metadata
+    assert len(meta["content_hash"].value) == 16
+    assert mats["llm_baseline/mistral-7b-awq/manifests"].materialization.tags["dagster/data_version"] == (
+        meta["content_hash"].value
+    )
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+
+
+def test_schema_check_warns_when_crds_are_unavailable():
+    defs = build_definitions(Settings(environment="prod"))
+    result = defs.resolve_job_def("manifests_job").execute_in_process(raise_on_error=False)
+    evals = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+    awq = evals["llm_baseline/mistral-7b-awq/manifests"]
+    assert not awq.passed and awq.severity == dg.AssetCheckSeverity.WARN
+    assert "no CRD schema for keda.sh/v1alpha1 ScaledObject" in awq.metadata["problems"].value[0]
+
+
+def test_dagster_definitions_validate_passes_on_the_workspace(repo_root: Path, crd_dir: Path, tmp_path: Path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "LLMPLAT_CRD_DIR": str(crd_dir)}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=repo_root, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "All code locations passed validation" in done.stderr + done.stdout
+
+
+def test_local_instance_queues_runs_and_serialises_rollouts_per_variant(repo_root: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    (tmp_path / "dagster.yaml").write_text((repo_root / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+        assert str(tmp_path) in instance.run_storage._conn_string
+        limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
+    assert {"key": "llmplat/rollout-variant", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+    workspace = yaml.safe_load((repo_root / "workspace.yaml").read_text())
+    assert workspace["load_from"][0]["python_module"]["module_name"] == "llmplat_dagster.definitions"

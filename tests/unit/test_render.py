@@ -1,0 +1,173 @@
+"""What the rendered objects promise a cluster operator (issue #2 acceptance, design-document fixes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llmplat_dagster.catalog import load_catalog
+from llmplat_dagster.k8s.render import (
+    TERMINATION_GRACE_SECONDS,
+    content_hash,
+    render,
+    vllm_args,
+)
+
+CATALOG = load_catalog()
+
+
+def _by_kind(objects, kind):
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def _container(deploy):
+    return deploy["spec"]["template"]["spec"]["containers"][0]
+
+
+def _flag(args, flag):
+    return args[args.index(flag) + 1]
+
+
+@pytest.fixture(params=["dev", "prod"])
+def objects(request):
+    return render(CATALOG, request.param)
+
+
+def test_fp16_awq_judge_and_lora_carry_their_vllm_flags():
+    deploys = _by_kind(render(CATALOG, "prod"), "Deployment")
+    fp16 = _container(deploys["mistral-7b-fp16"])["args"]
+    assert (_flag(fp16, "--dtype"), _flag(fp16, "--max-model-len"), _flag(fp16, "--max-num-seqs")) == (
+        "half",
+        "1024",
+        "4",
+    )
+    assert "--quantization" not in fp16
+    for name in ("mistral-7b-awq", "mistral-7b-judge"):
+        args = _container(deploys[name])["args"]
+        assert (_flag(args, "--quantization"), _flag(args, "--max-model-len")) == ("awq", "4096")
+        assert "--enable-lora" not in args
+    lora = _container(deploys["mistral-7b-lora"])["args"]
+    assert "--enable-lora" in lora and _flag(lora, "--max-loras") == "4"
+    assert _flag(lora, "--quantization") == "awq"
+    for name, d in deploys.items():
+        args = _container(d)["args"]
+        assert _flag(args, "--served-model-name") == name
+        assert _flag(args, "--revision") == CATALOG.variant(name).revision
+        assert all(isinstance(a, str) for a in args)
+
+
+def test_no_object_carries_a_token_value(objects):
+    text = json.dumps(objects)
+    assert "stringData" not in text and '"data"' not in text
+    for d in _by_kind(objects, "Deployment").values():
+        env = {e["name"]: e for e in _container(d)["env"]}
+        for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+            assert "value" not in env[key]
+            assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "HUGGING_FACE_HUB_TOKEN"}
+
+
+def test_each_variant_mounts_its_own_cache_claim(objects):
+    claims = _by_kind(objects, "PersistentVolumeClaim")
+    mounted = {}
+    for name, d in _by_kind(objects, "Deployment").items():
+        vols = d["spec"]["template"]["spec"]["volumes"]
+        mounted[name] = next(v["persistentVolumeClaim"]["claimName"] for v in vols if "persistentVolumeClaim" in v)
+    assert len(set(mounted.values())) == 4
+    assert set(mounted.values()) == set(claims)
+
+
+def test_prod_replicas_share_a_claim_so_it_is_read_write_many():
+    dev, prod = render(CATALOG, "dev"), render(CATALOG, "prod")
+    assert {c["spec"]["accessModes"][0] for c in _by_kind(dev, "PersistentVolumeClaim").values()} == {"ReadWriteOnce"}
+    assert {c["spec"]["accessModes"][0] for c in _by_kind(prod, "PersistentVolumeClaim").values()} == {"ReadWriteMany"}
+
+
+def test_all_four_deployments_spread_one_per_spot_gpu_node(objects):
+    deploys = _by_kind(objects, "Deployment")
+    assert len(deploys) == 4
+    for name, d in deploys.items():
+        pod = d["spec"]["template"]
+        assert pod["metadata"]["labels"]["model-variant"] == name
+        anti = pod["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+        assert anti["topologyKey"] == "kubernetes.io/hostname"
+        assert anti["labelSelector"]["matchExpressions"] == [{"key": "model-variant", "operator": "Exists"}]
+        terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert terms["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["SPOT"]
+        assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+        assert pod["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"
+        # a surge pod would need a fifth GPU node that anti-affinity forbids
+        assert d["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+
+
+def test_probes_drain_and_grace_fit_the_design_and_the_spot_notice(objects):
+    for d in _by_kind(objects, "Deployment").values():
+        c = _container(d)
+        assert c["startupProbe"]["httpGet"]["path"] == "/v1/models"
+        assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] == 450
+        assert c["readinessProbe"]["httpGet"]["path"] == "/v1/models"
+        assert c["livenessProbe"]["httpGet"]["path"] == "/metrics"
+        assert "vllm:num_requests_running" in c["lifecycle"]["preStop"]["exec"]["command"][-1]
+        grace = d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert grace == TERMINATION_GRACE_SECONDS < 120
+        shm = next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "shm")
+        assert shm["emptyDir"]["medium"] == "Memory"
+        ann = d["spec"]["template"]["metadata"]["annotations"]
+        assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == "8000"
+
+
+def test_resources_are_string_quantities_with_one_gpu(objects):
+    for d in _by_kind(objects, "Deployment").values():
+        res = _container(d)["resources"]
+        for section in ("requests", "limits"):
+            assert all(isinstance(q, str) for q in res[section].values())
+            assert res[section]["nvidia.com/gpu"] == "1"
+
+
+def test_dev_scales_on_cpu_and_prod_on_vllm_queue_depth():
+    dev, prod = render(CATALOG, "dev"), render(CATALOG, "prod")
+    assert {d["spec"]["replicas"] for d in _by_kind(dev, "Deployment").values()} == {1}
+    assert {d["spec"]["replicas"] for d in _by_kind(prod, "Deployment").values()} == {2}
+    assert len(_by_kind(dev, "HorizontalPodAutoscaler")) == 4 and not _by_kind(dev, "ScaledObject")
+    scaled = _by_kind(prod, "ScaledObject")
+    assert len(scaled) == 4 and not _by_kind(prod, "HorizontalPodAutoscaler")
+    trigger = scaled["mistral-7b-awq"]["spec"]["triggers"][0]
+    assert trigger["metadata"]["query"] == (
+        'sum(vllm:num_requests_waiting{namespace="llm-baseline",model_name="mistral-7b-awq"})'
+    )
+    assert scaled["mistral-7b-awq"]["spec"]["minReplicaCount"] == 2
+
+
+def test_services_monitor_and_labels_are_consistent(objects):
+    services = _by_kind(objects, "Service")
+    assert set(services) == set(CATALOG.names)
+    for name, s in services.items():
+        assert s["spec"]["ports"][0]["port"] == 8000
+        d = _by_kind(objects, "Deployment")[name]
+        assert s["spec"]["selector"] == d["spec"]["selector"]["matchLabels"]
+        assert s["metadata"]["labels"]["app.kubernetes.io/instance"] == name
+    monitor = _by_kind(objects, "ServiceMonitor")["vllm"]
+    for s in services.values():
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+    for o in objects:
+        assert o["metadata"].get("namespace", o["metadata"]["name"]) == "llm-baseline"
+
+
+def test_lora_adapters_are_fetched_at_their_pinned_revision():
+    text = load_catalog().model_dump()
+    lora = next(v for v in text["variants"] if v["name"] == "mistral-7b-lora")
+    lora["lora"]["adapters"] = [{"name": "support-v1", "repo": "acme/support-lora", "revision": "c" * 40}]
+    from llmplat_dagster.catalog import Catalog
+
+    catalog = Catalog.model_validate(text)
+    args = vllm_args(catalog.variant("mistral-7b-lora"))
+    assert _flag(args, "--lora-modules") == "support-v1=/adapters/support-v1"
+    d = _by_kind(render(catalog, "dev"), "Deployment")["mistral-7b-lora"]
+    init = d["spec"]["template"]["spec"]["initContainers"][0]
+    assert "repo_id='acme/support-lora', revision='" + "c" * 40 in init["command"][-1]
+
+
+def test_content_hash_changes_with_the_catalog_only():
+    a = content_hash(render(CATALOG, "dev"))
+    assert a == content_hash(render(load_catalog(), "dev"))
+    assert a != content_hash(render(load_catalog(revisions={"mistral-7b-awq": "d" * 40}), "dev"))
