@@ -17,12 +17,12 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/llmplat demo
 
 test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/ruff check llmplat_dagster tests bench
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check llmplat_dagster tests bench
-	$(BIN)/ruff format --check llmplat_dagster tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 render: $(STAMP)
 	$(BIN)/llmplat manifests render
