@@ -1,0 +1,1 @@
+"""Pure evaluation logic (promptsets, statistics, quality metrics): no Dagster import, tested exhaustively."""
