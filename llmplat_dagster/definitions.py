@@ -5,22 +5,61 @@ from __future__ import annotations
 import dagster as dg
 
 from llmplat_dagster.catalog import load_catalog
+from llmplat_dagster.defs.canary import canary_defs
+from llmplat_dagster.defs.io import ParquetIOManager
 from llmplat_dagster.defs.manifests import manifests_defs
+from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource, ServingResource
+from llmplat_dagster.defs.rollout import rollout_defs
 from llmplat_dagster.k8s.validate import CrdSchemas
 from llmplat_dagster.settings import Settings
 
+PREFIX = ["llm_baseline"]
 
-def build_definitions(settings: Settings) -> dg.Definitions:
+
+def jobs() -> list[dg.UnresolvedAssetJobDefinition]:
+    everything = dg.AssetSelection.key_prefixes(PREFIX)
+    by_stage = {stage: dg.AssetSelection.key_substring(f"/{stage}") & everything for stage in ("manifests", "canary")}
+    rollout = everything - dg.AssetSelection.key_substring("/canary")
+    return [
+        dg.define_asset_job("manifests_job", selection=by_stage["manifests"], description="Render and schema-check."),
+        dg.define_asset_job(
+            "rollout_job",
+            selection=rollout,
+            description="manifests -> server-side apply -> readiness + golden checks (select variants in the UI).",
+        ),
+        dg.define_asset_job("canary_job", selection=by_stage["canary"], description="Canary promptset runs."),
+        dg.define_asset_job("baseline_job", selection=everything, description="The whole graph: the main job."),
+    ]
+
+
+def resources(settings: Settings) -> dict[str, object]:
+    state = settings.state_dir
+    if settings.environment == "prod":
+        return {
+            "cluster": ClusterResource(mode="kubernetes", in_cluster=True),
+            "endpoints": EndpointsResource(mode="service-dns"),
+            "serving": ServingResource(checkpoint_dir=str(state / "checkpoints")),
+            "parquet_io_manager": ParquetIOManager(base_uri=settings.results_uri or str(state / "results")),
+        }
+    return {
+        "cluster": ClusterResource(
+            mode="dry-run", state_dir=str(state / "dry-run"), crd_dirs=[str(d) for d in settings.crd_dirs]
+        ),
+        "endpoints": EndpointsResource(mode="url-map", urls=dict(settings.endpoints)),
+        "serving": ServingResource(checkpoint_dir=str(state / "checkpoints")),
+        "parquet_io_manager": ParquetIOManager(base_uri=settings.results_uri or str(state / "results")),
+    }
+
+
+def build_definitions(settings: Settings, overrides: dict[str, object] | None = None) -> dg.Definitions:
+    """`overrides` replaces resources by key (tests, one-off runs); everything else comes from `settings`."""
     catalog = load_catalog(settings.catalog_path, revisions=settings.revisions, image=settings.image)
     crds = CrdSchemas.from_dirs(settings.crd_dirs)
-    manifests_job = dg.define_asset_job(
-        "manifests_job",
-        selection=dg.AssetSelection.key_prefixes(["llm_baseline"]).required_multi_asset_neighbors(),
-        description="Render and schema-check every variant's manifests.",
-    )
     return dg.Definitions.merge(
         manifests_defs(catalog, settings.overlay, crds),
-        dg.Definitions(jobs=[manifests_job]),
+        rollout_defs(catalog),
+        canary_defs(catalog),
+        dg.Definitions(jobs=jobs(), resources={**resources(settings), **(overrides or {})}),
     )
 
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from llmplat_dagster.definitions import build_definitions
+from llmplat_dagster.defs.rollout import GOLDEN_CHECKS
 from llmplat_dagster.settings import Settings, SettingsError
 
 VARIANTS = ["mistral-7b-awq", "mistral-7b-fp16", "mistral-7b-lora", "mistral-7b-judge"]
@@ -20,14 +21,24 @@ VARIANTS = ["mistral-7b-awq", "mistral-7b-fp16", "mistral-7b-lora", "mistral-7b-
 
 def test_every_expected_asset_check_and_job_key(crd_dir: Path):
     defs = build_definitions(Settings(crd_dirs=(crd_dir,)))
-    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == {f"llm_baseline/{v}/manifests" for v in VARIANTS} | {"llm_baseline/shared/manifests"}
-    checks = {(c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys}
-    assert checks == {(k, "schema_valid") for k in keys}
     graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    stages = ("manifests", "deployment", "readiness", "canary")
+    assert keys == {f"llm_baseline/{v}/{s}" for v in VARIANTS for s in stages} | {"llm_baseline/shared/manifests"}
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    manifests = {k for k in keys if k.endswith("/manifests")}
+    golden = {(f"llm_baseline/{v}/readiness", c) for v in VARIANTS for c in GOLDEN_CHECKS}
+    assert checks == {(k, "schema_valid") for k in manifests} | golden
+    assert GOLDEN_CHECKS == ("models_listed", "chat_completion", "metric_contract")
     for v in VARIANTS:
-        assert graph.get(dg.AssetKey(["llm_baseline", v, "manifests"])).group_name == v.replace("-", "_")
-    assert defs.resolve_job_def("manifests_job").name == "manifests_job"
+        for stage in stages:
+            assert graph.get(dg.AssetKey(["llm_baseline", v, stage])).group_name == v.replace("-", "_")
+    jobs = {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")}
+    assert jobs == {"manifests_job", "rollout_job", "canary_job", "baseline_job"}
+    rollout = defs.resolve_job_def("rollout_job").asset_layer.selected_asset_keys
+    assert {k.path[-1] for k in rollout} == {"manifests", "deployment", "readiness"}
+    canary = defs.resolve_job_def("canary_job").asset_layer.selected_asset_keys
+    assert {k.to_user_string() for k in canary} == {f"llm_baseline/{v}/canary" for v in VARIANTS}
 
 
 def test_importing_reads_no_environment_and_the_choice_is_made_when_built(monkeypatch):
@@ -53,6 +64,7 @@ def test_manifest_assets_materialize_with_content_hash_versions(crd_dir: Path, e
     defs = build_definitions(Settings(environment=environment, crd_dirs=(crd_dir,)))
     result = defs.resolve_job_def("manifests_job").execute_in_process()
     assert result.success
+    assert {m.asset_key.path[-1] for m in result.get_asset_materialization_events()} == {"manifests"}
     awq = result.output_for_node("llm_baseline__mistral_7b_awq__manifests")
     assert [o["kind"] for o in awq] == ["PersistentVolumeClaim", "Deployment", "Service", autoscaler]
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}

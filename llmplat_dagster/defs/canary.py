@@ -1,0 +1,151 @@
+"""Per-variant canary runs: a promptset through the serving client, one parquet row per request.
+
+Rows are checkpointed as they finish, so a run cut short (spot preemption of the endpoint, a killed run)
+resumes from what was already written instead of starting over.
+"""
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from llmplat_dagster.catalog import Catalog, VariantSpec
+from llmplat_dagster.defs.manifests import asset_key
+from llmplat_dagster.defs.resources import EndpointsResource, ServingResource, describe_server
+from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset
+from llmplat_dagster.serving.client import Progress, ServingRequest, run_promptset
+from llmplat_dagster.serving.results import RequestResult, latency_summary, results_frame
+
+PREVIEW_COLUMNS = ["prompt_id", "status", "ttft_s", "tpot_s", "e2e_s", "output_tokens", "error", "output_text"]
+
+
+class Checkpoint:
+    """Append-only JSON lines of finished rows, keyed by variant and promptset version."""
+
+    def __init__(self, root: Path, variant: str, promptset_version: str) -> None:
+        self.path = root / variant / f"canary-{promptset_version[:16]}.jsonl"
+
+    def ok_rows(self) -> list[RequestResult]:
+        if not self.path.exists():
+            return []
+        rows = []
+        for line in self.path.read_text().splitlines():
+            try:
+                row = RequestResult(**json.loads(line))
+            except (ValueError, TypeError):
+                continue  # a line cut by the kill that interrupted the run
+            if row.ok:
+                rows.append(row)
+        return rows
+
+    def append(self, row: RequestResult) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(asdict(row)) + "\n")
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _requests(prompts) -> list[ServingRequest]:
+    return [
+        ServingRequest(
+            prompt_id=p.id,
+            messages=tuple(fold_system_message([dict(m) for m in p.messages])),
+            max_tokens=p.max_tokens,
+            temperature=p.temperature,
+            seed=0,
+        )
+        for p in prompts
+    ]
+
+
+def _metadata(frame: pd.DataFrame, summary: dict, extra: dict) -> dict:
+    meta = {k: round(float(val), 6) for k, val in summary.items() if isinstance(val, int | float) and val == val}
+    preview = frame[[c for c in PREVIEW_COLUMNS if c in frame]].head(10).copy()
+    if "output_text" in preview:
+        preview["output_text"] = preview["output_text"].str.slice(0, 60)
+    return {**meta, **extra, "preview": dg.MetadataValue.md(preview.to_markdown(index=False))}
+
+
+def _canary_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=asset_key(v.name, "canary"),
+        deps=[asset_key(v.name, "readiness")],
+        group_name=v.group_name,
+        io_manager_key="parquet_io_manager",
+        tags={"llmplat/variant": v.name},
+        description=f"The canary promptset through {v.name}, timed like `vllm bench serve`; one row per request.",
+    )
+    def _canary(
+        context: dg.AssetExecutionContext, endpoints: EndpointsResource, serving: ServingResource
+    ) -> dg.Output[pd.DataFrame]:
+        promptset = load_promptset(
+            serving.promptset, max_model_len=v.max_model_len, variant=v.name, strict=serving.strict_promptsets
+        )
+        for issue in promptset.issues:
+            context.log.warning(f"skipped: {issue}")
+        checkpoint = Checkpoint(Path(serving.checkpoint_dir), v.name, promptset.version)
+        done = checkpoint.ok_rows()
+        if done:
+            context.log.info(f"resuming: {len(done)} rows already written in {checkpoint.path}")
+
+        def progress(p: Progress) -> None:
+            context.log.info(f"{v.name}: {p.done}/{p.total} requests ({p.errors} failed), {p.requests_per_s:.1f} req/s")
+
+        with endpoints.open(v.name) as url:
+            server = describe_server(url)
+            new = run_promptset(
+                url,
+                v.served_name,
+                _requests(promptset.prompts),
+                concurrency=serving.concurrency,
+                variant=v.name,
+                skip_ids={r.prompt_id for r in done},
+                on_result=checkpoint.append,
+                on_progress=progress,
+                progress_interval_s=serving.progress_interval_s,
+                timeout_s=serving.timeout_s,
+            )
+        frame = results_frame([*done, *new])
+        summary = latency_summary(frame)
+        if done:  # throughput only means something over this run's own requests and clock
+            this_run = latency_summary(results_frame(new)) if new else {}
+            for k in ("duration_s", "request_throughput", "output_token_throughput", "total_token_throughput"):
+                summary[k] = this_run.get(k, float("nan"))
+        errors = int((frame["status"] != "ok").sum())
+        error_rate = errors / len(frame) if len(frame) else 1.0
+        if error_rate > serving.max_error_rate:
+            first = frame.loc[frame["status"] != "ok", "error"].iloc[0]
+            raise dg.Failure(
+                description=(
+                    f"{v.name}: {errors}/{len(frame)} canary requests failed (first: {first}); "
+                    f"{len(frame) - errors} good rows are kept in {checkpoint.path} and a re-run resumes from them"
+                ),
+                metadata={"error_rate": error_rate, "checkpoint": str(checkpoint.path)},
+            )
+        checkpoint.clear()
+        return dg.Output(
+            frame.drop(columns=["top_logprobs"], errors="ignore"),
+            metadata=_metadata(
+                frame,
+                summary,
+                {
+                    "measured_against": server,
+                    "endpoint": url,
+                    "promptset": promptset.name,
+                    "promptset_version": promptset.version,
+                    "requests": len(frame),
+                    "resumed_rows": len(done),
+                    "error_rate": round(error_rate, 4),
+                },
+            ),
+        )
+
+    return _canary
+
+
+def canary_defs(catalog: Catalog) -> dg.Definitions:
+    return dg.Definitions(assets=[_canary_asset(catalog, v) for v in catalog.variants])

@@ -1,0 +1,51 @@
+"""Results as parquet: a local folder by default, S3 (through dagster-aws) in production."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from dagster_aws.s3 import S3Resource
+
+
+class ParquetIOManager(dg.ConfigurableIOManager):
+    """One parquet object per asset (and partition): `<base_uri>/<asset/key/path>[/<partition>].parquet`."""
+
+    base_uri: str = ".dagster_home/llmplat/results"
+    s3: S3Resource | None = None
+
+    def _uri(self, context: dg.InputContext | dg.OutputContext) -> str:
+        parts = list(context.asset_key.path)
+        if context.has_asset_partitions:
+            parts.append(context.asset_partition_key)
+        return f"{self.base_uri.rstrip('/')}/{'/'.join(parts)}.parquet"
+
+    def _client(self):
+        return (self.s3 or S3Resource()).get_client()
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+        if obj is None:
+            return
+        uri = self._uri(context)
+        buffer = io.BytesIO()
+        obj.to_parquet(buffer, index=False)
+        if uri.startswith("s3://"):
+            bucket, _, key = uri[5:].partition("/")
+            self._client().put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        else:
+            path = Path(uri)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".parquet.tmp")
+            tmp.write_bytes(buffer.getvalue())
+            tmp.replace(path)  # readers never see half a file
+        context.add_output_metadata({"uri": uri, "rows": len(obj)})
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        uri = self._uri(context.upstream_output) if context.upstream_output else self._uri(context)
+        if uri.startswith("s3://"):
+            bucket, _, key = uri[5:].partition("/")
+            body = self._client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            return pd.read_parquet(io.BytesIO(body))
+        return pd.read_parquet(uri)

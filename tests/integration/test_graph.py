@@ -1,0 +1,106 @@
+"""The whole asset graph, in-process, against the simulator: what `make demo` does, asserted."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from llmplat_dagster.catalog import load_catalog
+from llmplat_dagster.definitions import build_definitions
+from llmplat_dagster.defs.resources import ServingResource
+from llmplat_dagster.k8s.render import vllm_args
+from llmplat_dagster.settings import Settings
+from llmplat_dagster.sim.testing import start_sim
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+CATALOG = load_catalog()
+VARIANTS = CATALOG.names
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@contextlib.contextmanager
+def sim_fleet(**per_variant):
+    """One in-process simulator per variant, started from the variant's own vLLM args."""
+    with contextlib.ExitStack() as stack:
+        yield {
+            v.name: stack.enter_context(start_sim(vllm_args(v), time_scale=0.02, **per_variant.get(v.name, {})))
+            for v in CATALOG.variants
+        }
+
+
+def _defs(tmp_path: Path, crd_dir: Path, sims, **overrides) -> dg.Definitions:
+    settings = Settings(home=tmp_path, crd_dirs=(crd_dir,), endpoints={n: s.base_url for n, s in sims.items()})
+    return build_definitions(settings, overrides=overrides or None)
+
+
+def _key(variant: str, stage: str) -> dg.AssetKey:
+    return dg.AssetKey(["llm_baseline", variant, stage])
+
+
+def test_whole_graph_materializes_against_the_simulator(tmp_path: Path, crd_dir: Path):
+    with sim_fleet() as sims:
+        result = _defs(tmp_path, crd_dir, sims).resolve_job_def("baseline_job").execute_in_process(run_config=QUIET)
+    assert result.success
+    mats = {m.asset_key: m.materialization.metadata for m in result.get_asset_materialization_events()}
+    assert set(mats) == {_key(v, s) for v in VARIANTS for s in ("manifests", "deployment", "readiness", "canary")} | {
+        dg.AssetKey(["llm_baseline", "shared", "manifests"])
+    }
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 4 * 3 + 5 and all(c.passed for c in checks)
+    for v in VARIANTS:
+        deploy = mats[_key(v, "deployment")]
+        assert deploy["applied"].value is False and deploy["message"].value.startswith("dry run")
+        assert deploy["model_revision"].value == CATALOG.variant(v).revision
+        ready = mats[_key(v, "readiness")]
+        assert ready["endpoint"].value == sims[v].base_url
+        canary = mats[_key(v, "canary")]
+        assert "simulator" in canary["measured_against"].value
+        assert canary["requests"].value == 33 and canary["error_rate"].value == 0
+        assert 0 < canary["ttft_s_p50"].value <= canary["ttft_s_p95"].value <= canary["e2e_s_p95"].value
+        rows = pd.read_parquet(tmp_path / "llmplat" / "results" / "llm_baseline" / v / "canary.parquet")
+        assert len(rows) == 33 and rows["prompt_id"].is_unique and (rows["status"] == "ok").all()
+        assert {"ttft_s", "itl_s", "tpot_s", "e2e_s", "output_tokens", "error"} <= set(rows.columns)
+        assert (rows["e2e_s"] >= rows["ttft_s"]).all()
+
+
+def test_a_failing_golden_check_stops_that_variant_only(tmp_path: Path, crd_dir: Path):
+    # A V0-generation server: the dashboards and KEDA read V1 names it does not expose.
+    with sim_fleet(**{"mistral-7b-fp16": {"metrics_generation": "v0"}}) as sims:
+        defs = _defs(tmp_path, crd_dir, sims)
+        result = defs.resolve_job_def("baseline_job").execute_in_process(run_config=QUIET, raise_on_error=False)
+    failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+    assert [(c.asset_key, c.check_name) for c in failed] == [(_key("mistral-7b-fp16", "readiness"), "metric_contract")]
+    assert "vllm:kv_cache_usage_perc (this server exposes vllm:gpu_cache_usage_perc)" in failed[0].description
+    materialized = {m.asset_key for m in result.get_asset_materialization_events()}
+    assert _key("mistral-7b-fp16", "canary") not in materialized
+    assert {_key(v, "canary") for v in VARIANTS if v != "mistral-7b-fp16"} <= materialized
+
+
+def test_canary_resumes_from_rows_written_before_the_endpoint_died(tmp_path: Path, crd_dir: Path):
+    key = _key("mistral-7b-awq", "canary")
+    serving = ServingResource(checkpoint_dir=str(tmp_path / "ckpt"), concurrency=4)
+    with sim_fleet(**{"mistral-7b-awq": {"exit_after": 12}}) as sims:
+        job = _defs(tmp_path, crd_dir, sims, serving=serving).resolve_job_def("canary_job")
+        first = job.execute_in_process(asset_selection=[key], run_config=QUIET, raise_on_error=False)
+    assert not first.success
+    failure = next(e for e in first.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.error.message
+    assert "canary requests failed" in message and "a re-run resumes from them" in message
+    checkpoint = next((tmp_path / "ckpt" / "mistral-7b-awq").glob("canary-*.jsonl"))
+    written = sum('"status": "ok"' in line for line in checkpoint.read_text().splitlines())
+    assert 0 < written < 33
+
+    with sim_fleet() as sims:  # the replacement pod
+        job = _defs(tmp_path, crd_dir, sims, serving=serving).resolve_job_def("canary_job")
+        second = job.execute_in_process(asset_selection=[key], run_config=QUIET)
+        served = len(sims["mistral-7b-awq"].state.engine.timings)
+    meta = next(m.materialization.metadata for m in second.get_asset_materialization_events())
+    assert meta["resumed_rows"].value == written
+    assert meta["requests"].value == 33 and meta["error_rate"].value == 0
+    assert served == 33 - written  # only the rest was sent again
+    assert not checkpoint.exists()
