@@ -74,7 +74,12 @@ def run_demo(settings: Settings | None = None, out=sys.stdout, manifests: Path =
         defs = build_definitions(settings)
         job = defs.resolve_job_def("baseline_job")
         with _instance() as instance:
-            result = job.execute_in_process(instance=instance, tags={"llmplat/trigger": "demo"}, raise_on_error=False)
+            result = job.execute_in_process(
+                instance=instance,
+                tags={"llmplat/trigger": "demo"},
+                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                raise_on_error=False,
+            )
     rows = summarize(result, list(args))
     print(f"\nllmplat demo — run {result.run_id[:8]} ({'success' if result.success else 'FAILED'})", file=out)
     print("cluster: dry run (rendered, validated, diffed; nothing applied); servers: llmplat sim", file=out)
