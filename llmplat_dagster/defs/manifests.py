@@ -1,7 +1,5 @@
 """Per-variant manifest assets (`llm_baseline/<variant>/manifests`) and their schema checks."""
 
-from __future__ import annotations
-
 from collections import Counter
 
 import dagster as dg
@@ -54,6 +52,12 @@ def _schema_check(key: dg.AssetKey, crds: CrdSchemas, name: str) -> dg.AssetChec
     return _check
 
 
+class ManifestsConfig(dg.Config):
+    """Run-time pin of the model revision (the revision sensor sets it when the Hub moves)."""
+
+    revision: str | None = None
+
+
 def variant_manifests(catalog: Catalog, v: VariantSpec, overlay: str, crds: CrdSchemas) -> dg.Definitions:
     key = asset_key(v.name, "manifests")
 
@@ -64,12 +68,13 @@ def variant_manifests(catalog: Catalog, v: VariantSpec, overlay: str, crds: CrdS
         tags={"llmplat/variant": v.name},
         description=f"Rendered {overlay} objects for {v.name} ({v.purpose}); data version = content hash.",
     )
-    def _manifests() -> dg.Output:
-        objects = r.render_variant(catalog, v, overlay)
+    def _manifests(config: ManifestsConfig) -> dg.Output:
+        spec = catalog.with_overrides({v.name: config.revision}).variant(v.name) if config.revision else v
+        objects = r.render_variant(catalog, spec, overlay)
         return _output(
             objects,
             overlay,
-            {"image": v.image, "model_id": v.model_id, "model_revision": v.revision, "pinned": v.pinned},
+            {"image": spec.image, "model_id": spec.model_id, "model_revision": spec.revision, "pinned": spec.pinned},
         )
 
     return dg.Definitions(assets=[_manifests], asset_checks=[_schema_check(key, crds, v.name)])

@@ -38,6 +38,11 @@ def wait_for_model(base_url: str, name: str, deadline_s: float, sleep=time.sleep
         sleep(1.0)
 
 
+def _annotation(objects: list, name: str) -> str | None:
+    deploy = next((o for o in objects if o["kind"] == "Deployment"), None)
+    return (deploy or {}).get("metadata", {}).get("annotations", {}).get(name)
+
+
 def _deployment_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=asset_key(v.name, "deployment"),
@@ -65,7 +70,7 @@ def _deployment_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
                 "message": result.message,
                 "objects": dg.MetadataValue.json(list(result.objects)),
                 "image": v.image,
-                "model_revision": v.revision,
+                "model_revision": _annotation(objects, "llmplat/model-revision") or v.revision,
                 "applied_hash": digest,
                 "generation": result.generation if result.generation is not None else -1,
                 "diff": dg.MetadataValue.md(f"```diff\n{result.diff[:8000]}\n```" if result.diff else "(no change)"),

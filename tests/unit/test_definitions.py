@@ -105,3 +105,18 @@ def test_local_instance_queues_runs_and_serialises_rollouts_per_variant(repo_roo
     assert {"key": "llmplat/rollout-variant", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
     workspace = yaml.safe_load((repo_root / "workspace.yaml").read_text())
     assert workspace["load_from"][0]["python_module"]["module_name"] == "llmplat_dagster.definitions"
+
+
+def test_a_run_can_pin_a_new_model_revision_into_the_rendered_deployment(crd_dir: Path):
+    defs = build_definitions(Settings(crd_dirs=(crd_dir,)))
+    sha = "1" * 40
+    op = "llm_baseline__mistral_7b_awq__manifests"
+    result = defs.resolve_job_def("manifests_job").execute_in_process(
+        run_config={"ops": {op: {"config": {"revision": sha}}}}
+    )
+    awq = result.output_for_node(op)
+    args = next(o for o in awq if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--revision") + 1] == sha
+    fp16 = result.output_for_node("llm_baseline__mistral_7b_fp16__manifests")
+    fp16_args = next(o for o in fp16 if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert sha not in fp16_args
