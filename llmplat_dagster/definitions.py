@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from llmplat_dagster.catalog import load_catalog
 from llmplat_dagster.defs.canary import canary_defs
@@ -35,11 +36,16 @@ def jobs() -> list[dg.UnresolvedAssetJobDefinition]:
 def resources(settings: Settings) -> dict[str, object]:
     state = settings.state_dir
     if settings.environment == "prod":
+        # Inside the cluster (deploy/): the run pod's service account, Service DNS, results in S3 through IRSA.
+        # Unset LLMPLAT_RESULTS_URI fails the first run that stores a result, naming the variable (dg.EnvVar).
         return {
             "cluster": ClusterResource(mode="kubernetes", in_cluster=True),
             "endpoints": EndpointsResource(mode="service-dns"),
             "serving": ServingResource(checkpoint_dir=str(state / "checkpoints")),
-            "parquet_io_manager": ParquetIOManager(base_uri=settings.results_uri or str(state / "results")),
+            "parquet_io_manager": ParquetIOManager(
+                base_uri=settings.results_uri or dg.EnvVar("LLMPLAT_RESULTS_URI"),
+                s3=S3Resource(region_name=dg.EnvVar("AWS_REGION")),
+            ),
         }
     return {
         "cluster": ClusterResource(

@@ -57,6 +57,11 @@ class Settings:
             raise SettingsError(
                 f"LLMPLAT_ENV={self.environment!r} is not an environment; expected one of {sorted(ENVIRONMENTS)}"
             )
+        if self.environment == "prod" and self.results_uri and not self.results_uri.startswith("s3://"):
+            # Run pods are ephemeral: results on their disk would vanish with the pod.
+            raise SettingsError(
+                f"LLMPLAT_RESULTS_URI={self.results_uri!r}: prod keeps results in S3; expected s3://BUCKET/PREFIX"
+            )
 
     @property
     def overlay(self) -> str:

@@ -1,0 +1,187 @@
+"""deploy/: the run pod the K8sRunLauncher builds, the NetworkPolicy, the Helm values, the image, IAM, prod wiring.
+
+The run pod is built by dagster-k8s's own functions from deploy/dagster.yaml, as K8sRunLauncher does at launch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from dagster._config import process_config
+from dagster_k8s import K8sRunLauncher
+from dagster_k8s.job import construct_dagster_k8s_job
+from kubernetes import client as k8s
+
+from llmplat_dagster.catalog import load_catalog
+from llmplat_dagster.definitions import resources
+from llmplat_dagster.k8s import render
+from llmplat_dagster.k8s.validate import SECRET_ENV_HINTS, CrdSchemas, validate_objects
+from llmplat_dagster.settings import Settings, SettingsError
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+IMAGE = "111122223333.dkr.ecr.us-east-1.amazonaws.com/llmplat-dagster:0.1.0"
+ENV = {
+    "DAGSTER_INSTANCE_CONFIG_MAP": "dagster-instance",
+    "DAGSTER_K8S_JOB_NAMESPACE": "dagster",
+    "LLMPLAT_RUN_SERVICE_ACCOUNT": "llmplat-dagster",
+    "LLMPLAT_DAGSTER_IMAGE": IMAGE,
+}
+
+
+def instance_yaml() -> dict:
+    return yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+
+
+def docs(name: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all((DEPLOY / name).read_text()) if d]
+
+
+@pytest.fixture
+def run_job(monkeypatch) -> dict:
+    """The run worker Job for a rollout run, as a plain manifest."""
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("dagster_k8s.launcher.load_kubernetes_config", lambda **_: None)  # no cluster here
+    config = process_config(K8sRunLauncher.config_type(), instance_yaml()["run_launcher"]["config"])
+    assert config.success, config.errors
+    launcher = K8sRunLauncher(**config.value)
+    run = dg.DagsterRun(job_name="rollout_job", run_id=str(uuid.uuid4()), tags={"llmplat/rollout-variant": "awq"})
+    context = launcher.get_container_context_for_run(run)  # what _launch_k8s_job_with_args does
+    job = construct_dagster_k8s_job(
+        job_config=context.get_k8s_job_config(job_image=None, run_launcher=launcher),
+        args=["dagster", "api", "execute_run", "{}"],
+        job_name=f"dagster-run-{run.run_id}",
+        pod_name=f"dagster-run-{run.run_id}",
+        component="run_worker",
+        user_defined_k8s_config=context.run_k8s_config,
+        labels={"dagster/job": run.job_name, "dagster/run-id": run.run_id},
+    )
+    manifest = k8s.ApiClient().sanitize_for_serialization(job)
+    manifest["metadata"]["namespace"] = context.namespace
+    return manifest
+
+
+def test_the_run_pod_has_image_account_env_from_secrets_and_resources(run_job):
+    assert run_job["metadata"]["namespace"] == "dagster"
+    spec = run_job["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["image"] == IMAGE
+    assert spec["serviceAccountName"] == "llmplat-dagster"
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": "llmplat-dagster-env"}},
+        {"secretRef": {"name": "llmplat-dagster-secrets"}},
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DAGSTER_PG_PASSWORD"]["valueFrom"] == {
+        "secretKeyRef": {"name": "dagster-postgresql-secret", "key": "postgresql-password"}
+    }
+    assert env["LLMPLAT_ENV"]["value"] == "prod"
+    inline = [n for n, e in env.items() if "value" in e and any(h in n.upper() for h in SECRET_ENV_HINTS)]
+    assert inline == []
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert spec["nodeSelector"] == {"eks.amazonaws.com/capacityType": "ON_DEMAND"}
+    assert run_job["spec"]["backoffLimit"] == 0
+    assert validate_objects([run_job], CrdSchemas({}, {})) == []  # strict schema: a Job the API server accepts
+
+
+def test_the_network_policy_admits_run_pods_and_prometheus_to_port_8000_only(run_job):
+    policies = docs("networkpolicy.yaml")
+    assert validate_objects(policies, CrdSchemas({}, {})) == []
+    assert {p["metadata"]["namespace"] for p in policies} == {"llm-baseline"}
+    deny = next(p for p in policies if p["spec"]["podSelector"] == {})
+    assert deny["spec"]["policyTypes"] == ["Ingress"] and "ingress" not in deny["spec"]
+    run_labels = run_job["spec"]["template"]["metadata"]["labels"]
+    catalog_pod = render.labels(load_catalog().variants[0])
+    sources = {}
+    for p in (p for p in policies if p is not deny):
+        assert p["spec"]["podSelector"]["matchLabels"].items() <= catalog_pod.items()  # selects the vLLM pods
+        (rule,) = p["spec"]["ingress"]
+        assert rule["ports"] == [{"protocol": "TCP", "port": render.PORT}]
+        (peer,) = rule["from"]
+        sources[peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]] = peer["podSelector"]
+    assert set(sources) == {"dagster", "observability"}
+    assert sources["dagster"]["matchLabels"].items() <= run_labels.items()  # the launcher's pods match
+
+
+def test_helm_values_match_the_instance_file():
+    values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+    inst = instance_yaml()
+    (code,) = values["dagster-user-deployments"]["deployments"]
+    assert code["dagsterApiGrpcArgs"] == ["-m", "llmplat_dagster.definitions"]
+    assert {"name": "LLMPLAT_ENV", "value": "prod"} in code["env"]
+    assert code["includeConfigInLaunchedRuns"] == {"enabled": True}
+    launcher, run_cfg = values["runLauncher"]["config"]["k8sRunLauncher"], inst["run_launcher"]["config"]
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert [s["name"] for s in launcher["envSecrets"]] == run_cfg["env_secrets"]
+    assert [c["name"] for c in launcher["envConfigMaps"]] == run_cfg["env_config_maps"]
+    assert launcher["labels"] == run_cfg["labels"] and launcher["resources"] == run_cfg["resources"]
+    assert launcher["runK8sConfig"]["podSpecConfig"]["serviceAccountName"] == "llmplat-dagster"
+    assert values["global"]["postgresqlSecretName"] == run_cfg["postgres_password_secret"]
+    assert values["postgresql"]["enabled"] is False and not values["generatePostgresqlPasswordSecret"]
+    assert values["postgresql"]["postgresqlScheme"] == inst["storage"]["postgres"]["postgres_db"]["scheme"]
+    assert "postgresqlPassword" not in values["postgresql"]
+    logs = values["computeLogManager"]
+    assert logs["type"] == inst["compute_logs"]["class"] == "S3ComputeLogManager"
+    assert logs["config"]["s3ComputeLogManager"]["bucket"] == inst["compute_logs"]["config"]["bucket"]
+    queue = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert queue["tagConcurrencyLimits"] == inst["run_coordinator"]["config"]["tag_concurrency_limits"]
+    local = yaml.safe_load((DEPLOY.parent / "dagster.yaml").read_text())
+    assert queue["tagConcurrencyLimits"] == local["run_coordinator"]["config"]["tag_concurrency_limits"]
+
+
+def test_no_secret_values_in_deploy_files():
+    inst = instance_yaml()
+    for key in ("hostname", "port", "username", "password", "db_name"):
+        assert set(inst["storage"]["postgres"]["postgres_db"][key]) == {"env"}
+    text = "\n".join(p.read_text() for p in DEPLOY.rglob("*") if p.is_file() and p.suffix in (".yaml", ".json", ""))
+    assert not re.search(r"(?i)(password|token|secret_?key)\s*[:=]\s*['\"]?[A-Za-z0-9/+]{8,}", text)
+    assert not re.search(r"AKIA[0-9A-Z]{16}|hf_[A-Za-z0-9]{20,}", text)
+
+
+def test_the_image_is_pinned_non_root_and_installs_the_lock_then_the_package():
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    (base,) = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base), base
+    assert re.search(r"uv pip install .*-r requirements\.lock", dockerfile)
+    assert re.search(r"uv pip install .*--no-deps \.", dockerfile)
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
+    assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0"
+    assert not re.search(r"(?im)^(ARG|ENV)\s+\S*(TOKEN|SECRET|PASSWORD|KEY)", dockerfile)
+    lines = (DEPLOY.parent / ".dockerignore").read_text().splitlines()
+    ignore = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert ignore[0] == "*" and "!llmplat_dagster/" in ignore  # an allow-list: .venv, .git, state never enter
+
+
+def test_the_s3_policy_is_limited_to_the_bucket_prefixes():
+    policy = json.loads((DEPLOY / "iam" / "llmplat-dagster-s3-policy.json").read_text())
+
+    def each(key: str) -> list[str]:
+        return [v for s in policy["Statement"] for v in ([s[key]] if isinstance(s[key], str) else s[key])]
+
+    assert all(
+        r.startswith("arn:aws:s3:::llmplat-dagster-prod") and "*" not in r.split("/")[0] for r in each("Resource")
+    )
+    actions = set(each("Action"))
+    assert actions <= {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:GetObjectVersion"}
+    trust = json.loads((DEPLOY / "iam" / "llmplat-dagster-trust-policy.json").read_text())
+    subjects = trust["Statement"][0]["Condition"]["StringEquals"]
+    assert "system:serviceaccount:dagster:llmplat-dagster" in next(v for k, v in subjects.items() if k.endswith(":sub"))
+
+
+def test_prod_runs_in_cluster_with_service_dns_and_s3_results():
+    res = resources(Settings(environment="prod", results_uri="s3://llmplat-dagster-prod/results"))
+    assert (res["cluster"].mode, res["cluster"].in_cluster) == ("kubernetes", True)
+    assert res["endpoints"].mode == "service-dns"
+    assert res["parquet_io_manager"].base_uri == "s3://llmplat-dagster-prod/results"
+    with pytest.raises(SettingsError, match="LLMPLAT_RESULTS_URI='/data/results'.*s3://"):
+        Settings.from_env({"LLMPLAT_ENV": "prod", "LLMPLAT_RESULTS_URI": "/data/results"})
+    assert (
+        Settings.from_env({"LLMPLAT_RESULTS_URI": "/data/results"}).results_uri == "/data/results"
+    )  # local: as before
