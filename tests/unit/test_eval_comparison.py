@@ -1,0 +1,191 @@
+"""compare() end to end: a hand-built frame, and outputs of the simulator's behaviour model at several noise levels."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from llmplat_dagster.evaluation.comparison import compare
+from llmplat_dagster.evaluation.gate import GateRules
+from llmplat_dagster.evaluation.judge import SAME_FAMILY_NOTE
+from llmplat_dagster.sim.model import Variant, generate
+
+REF, AWQ, LORA = "mistral-7b-fp16", "mistral-7b-awq", "mistral-7b-lora"
+PER_VARIANT = {
+    "variant", "role", "n", "unpaired", "exact_match_mean", "token_agreement_mean", "similarity_mean", "kl_mean",
+    "quality", "quality_delta", "quality_delta_ci_low", "quality_delta_ci_high", "judge_mean", "judge_n",
+    "judge_parse_failure_rate", "ttft_s_p50", "ttft_s_p95", "ttft_s_p99", "tpot_s_p50", "tpot_s_p95", "tpot_s_p99",
+    "e2e_s_p50", "e2e_s_p95", "e2e_s_p99", "requests", "error_rate", "output_token_throughput", "price_per_hour",
+    "cost_per_mtok", "p95_latency_s", "on_frontier", "dominated_by", "gate_passed", "gate_tripped",
+}  # fmt: skip
+
+
+def _rows(variant: str, texts: dict[str, str], *, e2e: float, status: dict[str, str] | None = None) -> pd.DataFrame:
+    ids = list(texts)
+    return pd.DataFrame(
+        {
+            "prompt_id": ids,
+            "variant": variant,
+            "status": [(status or {}).get(i, "ok") for i in ids],
+            "output_text": list(texts.values()),
+            "ttft_s": 0.1,
+            "tpot_s": 0.02,
+            "e2e_s": e2e,
+            "output_tokens": 100,
+            "prompt_tokens": 20,
+            "started_s": np.arange(len(ids), dtype=float) * e2e,  # one request at a time: 100 tokens / e2e
+        }
+    )
+
+
+def small_frame() -> pd.DataFrame:
+    ref = {f"p{i}": f"The answer is {i}. It uses the cache." for i in range(40)}
+    awq = dict(ref) | {"p0": "The answer is 0. It uses a cache.", "p1": "The answer is 1. It uses the cache!"}
+    lora = {k: "Nothing in common" for k in ref}
+    return pd.concat(
+        [
+            _rows(REF, ref, e2e=4.0),
+            _rows(AWQ, awq, e2e=2.0, status={"p39": "error"}),
+            _rows(LORA, lora, e2e=2.5),
+            _rows("mistral-7b-judge", {"p0": "{}"}, e2e=1.0),  # not compared
+        ],
+        ignore_index=True,
+    )
+
+
+def test_compare_small_frame_end_to_end():
+    judge = pd.DataFrame(
+        {
+            "prompt_id": ["p0", "p1", "p2", "p0", "p1", "p0"],
+            "variant": [REF, REF, AWQ, AWQ, AWQ, LORA],
+            "score": [9.0, 8.0, 8.0, np.nan, 7.0, 2.0],
+        }
+    )
+    prices = {REF: 0.526, AWQ: 0.2226, LORA: 0.2226}
+    report = compare(
+        small_frame(),
+        judge_scores=judge,
+        prices=prices,
+        rules=GateRules(),
+        n_resamples=300,
+        measured_against="unit test",
+    )
+    pv = report.per_variant.set_index("variant")
+    assert set(report.per_variant.columns) == PER_VARIANT
+    assert list(pv.index) == [REF, AWQ, LORA]
+    # reference: itself by definition
+    assert pv.loc[REF, "quality"] == 1.0 and pv.loc[REF, "quality_delta"] == 0.0 and pv.loc[REF, "n"] == 40
+    assert pv.loc[REF, "gate_passed"] is None
+    # awq: 39 paired prompts (p39 errored), 37 identical
+    assert pv.loc[AWQ, "n"] == 39 and pv.loc[AWQ, "unpaired"] == 1
+    assert pv.loc[AWQ, "exact_match_mean"] == pytest.approx(37 / 39)
+    assert pv.loc[AWQ, "quality_delta"] == pytest.approx(pv.loc[AWQ, "similarity_mean"] - 1.0)
+    assert pv.loc[AWQ, "quality_delta_ci_low"] <= pv.loc[AWQ, "quality_delta"] <= pv.loc[AWQ, "quality_delta_ci_high"]
+    assert pv.loc[AWQ, "gate_passed"] is False  # the quality holds, but 1 of 3 judge answers was unreadable
+    assert pv.loc[AWQ, "gate_tripped"] == ["judge parse-failure rate 0.333 > 0.1 by 0.233"]
+    assert pv.loc[AWQ, "judge_mean"] == pytest.approx(7.5) and pv.loc[AWQ, "judge_parse_failure_rate"] == pytest.approx(
+        1 / 3
+    )
+    # lora: nothing in common -> fails the quality rule, judged once
+    assert pv.loc[LORA, "similarity_mean"] == 0.0 and pv.loc[LORA, "gate_passed"] is False
+    assert pv.loc[LORA, "gate_tripped"][0].startswith("quality delta lower bound -1.000 < -0.05 by 0.950")
+    # latency and cost: one request at a time, 100 tokens per e2e
+    assert pv.loc[AWQ, "p95_latency_s"] == pytest.approx(2.0)
+    assert pv.loc[AWQ, "output_token_throughput"] == pytest.approx(50.0)
+    assert pv.loc[AWQ, "cost_per_mtok"] == pytest.approx(0.2226 / (50 * 3600) * 1e6)
+    assert pv.loc[REF, "cost_per_mtok"] == pytest.approx(0.526 / (25 * 3600) * 1e6)
+    # frontier: fp16 best quality, awq fastest and cheapest, lora dominated by awq
+    assert pv["on_frontier"].to_dict() == {REF: True, AWQ: True, LORA: False}
+    assert pv.loc[LORA, "dominated_by"] == [AWQ]
+    assert not report.gates[LORA].passed and REF not in report.gates
+    assert report.gates[AWQ].details["quality_delta_low"] > -0.05
+    assert report.unpaired[AWQ] == {"reference": ["p39"], "candidate": []}
+    # per prompt
+    pp = report.per_prompt
+    awq_p0 = pp[(pp["variant"] == AWQ) & (pp["prompt_id"] == "p0")].iloc[0]
+    assert awq_p0["first_divergence"] == 7 and not awq_p0["exact_match"]  # The answer is 0 . It uses [a]
+    assert len(pp) == 39 + 40
+    # report
+    assert "Measured against: unit test" in report.markdown and SAME_FAMILY_NOTE in report.markdown
+    assert "FAIL" in report.markdown and "mistral-7b-lora: gate FAILED: quality delta lower bound" in report.markdown
+    assert report.plot_png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_judge_gate_metric_and_missing_inputs():
+    judge = pd.DataFrame(
+        {
+            "prompt_id": [f"p{i}" for i in range(10)] * 2,
+            "variant": [REF] * 10 + [AWQ] * 10,
+            "score": [8.0] * 10 + [7.0] * 10,
+        }
+    )
+    frame = small_frame()
+    report = compare(
+        frame.drop(columns=["started_s"]),
+        candidates=(AWQ,),
+        judge_scores=judge,
+        rules=GateRules(metric="judge_score", min_quality_delta_low=-0.5),
+        n_resamples=200,
+        measured_against="unit test",
+    )
+    pv = report.per_variant.set_index("variant")
+    assert pv.loc[AWQ, "quality_delta"] == pytest.approx(-1.0) and pv.loc[AWQ, "quality_delta_ci_low"] == pytest.approx(
+        -1.0
+    )
+    assert pv.loc[AWQ, "gate_tripped"] == ["quality delta lower bound -1.000 < -0.5 by 0.500"]
+    assert math.isnan(pv.loc[AWQ, "cost_per_mtok"])  # no prices, no start times: unknown, not zero
+    with pytest.raises(ValueError, match="reference"):
+        compare(frame[frame["variant"] != REF], measured_against="x")
+    with pytest.raises(ValueError, match="output_text"):
+        compare(frame.drop(columns=["output_text"]), measured_against="x")
+
+
+def test_a_candidate_without_rows_fails_its_gate():
+    report = compare(small_frame(), candidates=(AWQ, "mistral-7b-missing"), n_resamples=50, measured_against="x")
+    gate = report.gates["mistral-7b-missing"]
+    assert not gate.passed and "unavailable" in gate.tripped[0]
+
+
+# --- the simulator's behaviour model: more quantization noise must measure as lower quality ---------------------
+
+PROMPTS = [f"Explain how to tune the {topic} of a vLLM server, case {i}." for i in range(60) for topic in ("cache",)]
+
+
+def _sim_rows(noise: float, name: str) -> pd.DataFrame:
+    variant = Variant("mistral-7b-instruct-v0.2", seed=0, noise=noise, noise_key=name)
+    texts, lps = [], []
+    for prompt in PROMPTS:
+        tokens = list(generate(variant, prompt, 80))
+        texts.append("".join(t.text for t in tokens))
+        lps.append([dict(t.top) for t in tokens])
+    frame = _rows(name, {f"q{i}": t for i, t in enumerate(texts)}, e2e=2.0)
+    frame["top_logprobs"] = lps
+    return frame
+
+
+@pytest.fixture(scope="module")
+def sim_reports():
+    ref = _sim_rows(0.0, REF)
+    out = {}
+    for noise in (0.01, 0.05, 0.2):
+        rows = pd.concat([ref, _sim_rows(noise, AWQ)], ignore_index=True)
+        out[noise] = compare(rows, candidates=(AWQ,), n_resamples=300, measured_against="llmplat-sim behaviour model")
+    return out
+
+
+def test_more_noise_lowers_quality_and_widens_the_gap(sim_reports):
+    awq = {noise: r.per_variant.set_index("variant").loc[AWQ] for noise, r in sim_reports.items()}
+    sims = [awq[n]["similarity_mean"] for n in (0.01, 0.05, 0.2)]
+    deltas = [awq[n]["quality_delta"] for n in (0.01, 0.05, 0.2)]
+    exact = [awq[n]["exact_match_mean"] for n in (0.01, 0.05, 0.2)]
+    agreement = [awq[n]["token_agreement_mean"] for n in (0.01, 0.05, 0.2)]
+    assert sims[0] > sims[1] > sims[2]
+    assert deltas[0] > deltas[1] > deltas[2] and deltas[0] < 0
+    assert exact[0] >= exact[1] >= exact[2] and agreement[0] > agreement[1] > agreement[2]
+    # the simulator swaps the top two candidates at a divergence, so KL is positive and measured everywhere
+    assert all(awq[n]["kl_mean"] > 0 for n in awq)
+    assert sim_reports[0.01].gates[AWQ].passed and not sim_reports[0.2].gates[AWQ].passed
+    assert awq[0.2]["quality_delta_ci_high"] < awq[0.01]["quality_delta_ci_low"]  # the intervals separate
