@@ -6,11 +6,14 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from llmplat_dagster.catalog import load_catalog
+from llmplat_dagster.defs.automation import automation_defs, daily_partitions
 from llmplat_dagster.defs.canary import canary_defs
+from llmplat_dagster.defs.comparison import ComparisonResource, comparison_defs
 from llmplat_dagster.defs.io import ParquetIOManager
 from llmplat_dagster.defs.manifests import manifests_defs
 from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource, ServingResource
 from llmplat_dagster.defs.rollout import rollout_defs
+from llmplat_dagster.defs.trend import trend_defs
 from llmplat_dagster.k8s.validate import CrdSchemas
 from llmplat_dagster.settings import Settings
 
@@ -19,8 +22,9 @@ PREFIX = ["llm_baseline"]
 
 def jobs() -> list[dg.UnresolvedAssetJobDefinition]:
     everything = dg.AssetSelection.key_prefixes(PREFIX)
-    by_stage = {stage: dg.AssetSelection.key_substring(f"/{stage}") & everything for stage in ("manifests", "canary")}
-    rollout = everything - dg.AssetSelection.key_substring("/canary")
+    stages = ("manifests", "deployment", "readiness", "canary")
+    by_stage = {stage: dg.AssetSelection.key_substring(f"/{stage}") & everything for stage in stages}
+    rollout = by_stage["manifests"] | by_stage["deployment"] | by_stage["readiness"]
     return [
         dg.define_asset_job("manifests_job", selection=by_stage["manifests"], description="Render and schema-check."),
         dg.define_asset_job(
@@ -28,17 +32,23 @@ def jobs() -> list[dg.UnresolvedAssetJobDefinition]:
             selection=rollout,
             description="manifests -> server-side apply -> readiness + golden checks (select variants in the UI).",
         ),
-        dg.define_asset_job("canary_job", selection=by_stage["canary"], description="Canary promptset runs."),
-        dg.define_asset_job("baseline_job", selection=everything, description="The whole graph: the main job."),
+        dg.define_asset_job("canary_job", selection=by_stage["canary"], description="Canary runs."),
+        dg.define_asset_job(
+            "baseline_job",
+            selection=everything,
+            description="The whole graph: the main job.",
+        ),
     ]
 
 
 def resources(settings: Settings) -> dict[str, object]:
     state = settings.state_dir
+    shared = {"comparison": ComparisonResource(), "s3": S3Resource()}
     if settings.environment == "prod":
         # Inside the cluster (deploy/): the run pod's service account, Service DNS, results in S3 through IRSA.
         # Unset LLMPLAT_RESULTS_URI fails the first run that stores a result, naming the variable (dg.EnvVar).
         return {
+            **shared,
             "cluster": ClusterResource(mode="kubernetes", in_cluster=True),
             "endpoints": EndpointsResource(mode="service-dns"),
             "serving": ServingResource(checkpoint_dir=str(state / "checkpoints")),
@@ -48,6 +58,7 @@ def resources(settings: Settings) -> dict[str, object]:
             ),
         }
     return {
+        **shared,
         "cluster": ClusterResource(
             mode="dry-run", state_dir=str(state / "dry-run"), crd_dirs=[str(d) for d in settings.crd_dirs]
         ),
@@ -61,10 +72,14 @@ def build_definitions(settings: Settings, overrides: dict[str, object] | None = 
     """`overrides` replaces resources by key (tests, one-off runs); everything else comes from `settings`."""
     catalog = load_catalog(settings.catalog_path, revisions=settings.revisions, image=settings.image)
     crds = CrdSchemas.from_dirs(settings.crd_dirs)
+    nights = daily_partitions(settings.nightly_timezone)
     return dg.Definitions.merge(
         manifests_defs(catalog, settings.overlay, crds),
         rollout_defs(catalog),
-        canary_defs(catalog),
+        canary_defs(catalog, nights),
+        comparison_defs(catalog, nights),
+        trend_defs(settings.trend_nights),
+        automation_defs(catalog, settings),
         dg.Definitions(jobs=jobs(), resources={**resources(settings), **(overrides or {})}),
     )
 

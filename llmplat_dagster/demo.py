@@ -8,6 +8,7 @@ summary and stops the fleet. Everything here runs against stand-ins and the summ
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import sys
 import warnings
@@ -16,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 
 from llmplat_dagster.definitions import build_definitions
+from llmplat_dagster.defs.automation import night_of
 from llmplat_dagster.settings import Settings
 
 # The simulator at 1/20 of a T4's latencies keeps the demo well under two minutes on two cores.
@@ -76,6 +78,7 @@ def run_demo(settings: Settings | None = None, out=sys.stdout, manifests: Path =
         with _instance() as instance:
             result = job.execute_in_process(
                 instance=instance,
+                partition_key=night_of(datetime.datetime.now(datetime.UTC), settings.nightly_timezone),
                 tags={"llmplat/trigger": "demo"},
                 run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
                 raise_on_error=False,
@@ -96,6 +99,21 @@ def run_demo(settings: Settings | None = None, out=sys.stdout, manifests: Path =
             file=out,
         )
     print("latencies are the simulator's (time scale 0.05), not a GPU's", file=out)
+    mats = {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()}
+    comparison = mats.get("llm_baseline/quant_quality_comparison")
+    if comparison:
+        print("\nquantization-quality comparison (quant-sensitivity promptset, judged by mistral-7b-judge):", file=out)
+        print(comparison["report"].value, file=out)
+    ab = mats.get("llm_baseline/lora_ab_experiment")
+    if ab:
+        m = {k: v.value for k, v in ab.items()}
+        print(
+            f"LoRA A/B: {m['treatment']} vs {m['control']}: win rate {m['win_rate']:.2f} "
+            f"[{m['win_rate_ci_low']:.2f}, {m['win_rate_ci_high']:.2f}] over {m['decided_pairs']} decided pairs, "
+            f"sign test p={m['p_value']:.3g}, judge position bias {m['position_bias_rate']:.0%}",
+            file=out,
+        )
+    print("Pareto plot: the quant_quality_comparison asset's metadata in the UI", file=out)
     print(
         f"instance: {os.environ['DAGSTER_HOME']} (browse it with `.venv/bin/dagster dev -w workspace.yaml`)", file=out
     )

@@ -7,6 +7,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dagster._utils.schedules import is_valid_cron_string as croniter_valid
 
 ENVIRONMENTS = {"local": "dev", "prod": "prod"}  # environment -> manifest overlay
 
@@ -23,6 +26,13 @@ def _pairs(raw: str, name: str) -> dict[str, str]:
             raise SettingsError(f"{name}: expected VARIANT=VALUE[,VARIANT=VALUE], got {item!r}")
         out[key] = value
     return out
+
+
+def _int(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
 
 
 def _endpoints(raw: str) -> dict[str, str]:
@@ -51,12 +61,25 @@ class Settings:
     endpoints: Mapping[str, str] = field(default_factory=dict)
     home: Path = Path(".dagster_home")
     results_uri: str | None = None
+    nightly_cron: str = "0 2 * * *"
+    nightly_timezone: str = "UTC"
+    trend_nights: int = 14
+    hf_endpoint: str | None = None
+    promptset_s3_uri: str | None = None
 
     def __post_init__(self) -> None:
         if self.environment not in ENVIRONMENTS:
             raise SettingsError(
                 f"LLMPLAT_ENV={self.environment!r} is not an environment; expected one of {sorted(ENVIRONMENTS)}"
             )
+        try:
+            ZoneInfo(self.nightly_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"LLMPLAT_NIGHTLY_TZ={self.nightly_timezone!r} is not an IANA time zone") from None
+        if not croniter_valid(self.nightly_cron):
+            raise SettingsError(f"LLMPLAT_NIGHTLY_CRON={self.nightly_cron!r} is not a cron expression")
+        if self.promptset_s3_uri and not self.promptset_s3_uri.startswith("s3://"):
+            raise SettingsError(f"LLMPLAT_PROMPTSET_S3_URI={self.promptset_s3_uri!r}: expected s3://BUCKET/PREFIX")
         if self.environment == "prod" and self.results_uri and not self.results_uri.startswith("s3://"):
             # Run pods are ephemeral: results on their disk would vanish with the pod.
             raise SettingsError(
@@ -85,4 +108,9 @@ class Settings:
             endpoints=_endpoints(env.get("LLMPLAT_ENDPOINTS", "")),
             home=Path(env.get("DAGSTER_HOME") or ".dagster_home"),
             results_uri=env.get("LLMPLAT_RESULTS_URI") or None,
+            nightly_cron=env.get("LLMPLAT_NIGHTLY_CRON") or "0 2 * * *",
+            nightly_timezone=env.get("LLMPLAT_NIGHTLY_TZ") or "UTC",
+            trend_nights=_int(env.get("LLMPLAT_TREND_NIGHTS") or "14", "LLMPLAT_TREND_NIGHTS"),
+            hf_endpoint=env.get("HF_ENDPOINT") or None,
+            promptset_s3_uri=env.get("LLMPLAT_PROMPTSET_S3_URI") or None,
         )

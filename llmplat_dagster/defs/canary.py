@@ -21,11 +21,18 @@ from llmplat_dagster.serving.results import RequestResult, latency_summary, resu
 PREVIEW_COLUMNS = ["prompt_id", "status", "ttft_s", "tpot_s", "e2e_s", "output_tokens", "error", "output_text"]
 
 
+class CanaryConfig(dg.Config):
+    """Run-time promptset override (the promptset sensor points a run at a new S3 version)."""
+
+    promptset: str | None = None
+
+
 class Checkpoint:
     """Append-only JSON lines of finished rows, keyed by variant and promptset version."""
 
     def __init__(self, root: Path, variant: str, promptset_version: str) -> None:
-        self.path = root / variant / f"canary-{promptset_version[:16]}.jsonl"
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in promptset_version)[:64]
+        self.path = root / variant / f"canary-{safe}.jsonl"
 
     def ok_rows(self) -> list[RequestResult]:
         if not self.path.exists():
@@ -70,9 +77,10 @@ def _metadata(frame: pd.DataFrame, summary: dict, extra: dict) -> dict:
     return {**meta, **extra, "preview": dg.MetadataValue.md(preview.to_markdown(index=False))}
 
 
-def _canary_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
+def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDefinition | None) -> dg.AssetsDefinition:
     @dg.asset(
         key=asset_key(v.name, "canary"),
+        partitions_def=partitions,
         deps=[asset_key(v.name, "readiness")],
         group_name=v.group_name,
         io_manager_key="parquet_io_manager",
@@ -80,14 +88,21 @@ def _canary_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
         description=f"The canary promptset through {v.name}, timed like `vllm bench serve`; one row per request.",
     )
     def _canary(
-        context: dg.AssetExecutionContext, endpoints: EndpointsResource, serving: ServingResource
+        context: dg.AssetExecutionContext,
+        config: CanaryConfig,
+        endpoints: EndpointsResource,
+        serving: ServingResource,
     ) -> dg.Output[pd.DataFrame]:
         promptset = load_promptset(
-            serving.promptset, max_model_len=v.max_model_len, variant=v.name, strict=serving.strict_promptsets
+            config.promptset or serving.promptset,
+            max_model_len=v.max_model_len,
+            variant=v.name,
+            strict=serving.strict_promptsets,
         )
         for issue in promptset.issues:
             context.log.warning(f"skipped: {issue}")
-        checkpoint = Checkpoint(Path(serving.checkpoint_dir), v.name, promptset.version)
+        night = context.partition_key if context.has_partition_key else "unpartitioned"
+        checkpoint = Checkpoint(Path(serving.checkpoint_dir), v.name, f"{night}-{promptset.version}")
         done = checkpoint.ok_rows()
         if done:
             context.log.info(f"resuming: {len(done)} rows already written in {checkpoint.path}")
@@ -147,5 +162,5 @@ def _canary_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
     return _canary
 
 
-def canary_defs(catalog: Catalog) -> dg.Definitions:
-    return dg.Definitions(assets=[_canary_asset(catalog, v) for v in catalog.variants])
+def canary_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None = None) -> dg.Definitions:
+    return dg.Definitions(assets=[_canary_asset(catalog, v, partitions) for v in catalog.variants])

@@ -43,7 +43,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"uri": uri, "rows": len(obj)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        uri = self._uri(context.upstream_output) if context.upstream_output else self._uri(context)
+        uri = self._uri(context)  # an InputContext names the upstream asset and its partition
         if uri.startswith("s3://"):
             bucket, _, key = uri[5:].partition("/")
             body = self._client().get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from llmplat_dagster.sim.judge import is_judge_prompt, judge_text, schema_answer
+from llmplat_dagster.sim.judge import is_judge_prompt, is_pairwise_prompt, judge_text, pairwise_text, schema_answer
 from llmplat_dagster.sim.model import Token, Variant, generate, natural_length, scripted, unit
 from llmplat_dagster.sim.protocol import GenParams
 
@@ -44,6 +44,8 @@ def plan_choices(
     params: GenParams, variant: Variant, reference: Variant, seed: int, judge_rates: dict[str, float]
 ) -> list[ChoiceState]:
     """Plan every choice's tokens up front: text is a pure function of the request and variant."""
+    if is_pairwise_prompt(params.prompt):
+        return _scripted_choices(params, pairwise_text(params.prompt, reference, params.json_mode, seed, judge_rates))
     if is_judge_prompt(params.prompt):
         text = judge_text(params.prompt, reference, params.json_mode, seed, judge_rates)
         return _scripted_choices(params, text)

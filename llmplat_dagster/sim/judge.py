@@ -89,6 +89,38 @@ def judge_text(prompt: str, reference_variant: Variant, bare: bool, seed: int, r
     return body
 
 
+_PAIR = re.compile(r"Question:\s*(?P<q>.*?)\n\s*\[Answer A\]\s*(?P<a>.*?)\n\s*\[Answer B\]\s*(?P<b>.*)\Z", re.S)
+POSITION_BIAS = 0.1  # share of pairwise verdicts that just pick the first answer, as real LLM judges do
+
+
+def is_pairwise_prompt(prompt: str) -> bool:
+    """A prompt that asks which of two answers wins: `{"winner": "A" | "B" | "tie"}`."""
+    return '"winner"' in prompt and "[Answer A]" in prompt and "[Answer B]" in prompt
+
+
+def pairwise_text(prompt: str, reference_variant: Variant, bare: bool, seed: int, rates: dict[str, float]) -> str:
+    """The answer closer to the reference answer wins (a 2-point margin, else a tie); at the position-bias
+    rate the judge picks "A" whatever it says, so swapping the answers exposes it."""
+    m = _PAIR.search(prompt)
+    if not m:
+        winner, reason = "tie", "The answers could not be told apart."
+    else:
+        q = m.group("q").strip()
+        reference = "".join(t.text for t in generate(reference_variant, q, natural_length(reference_variant, q)))
+        ref = reference.split()
+        sims = [difflib.SequenceMatcher(None, ref, m.group(k).split(), autojunk=False).ratio() for k in ("a", "b")]
+        winner = "A" if sims[0] > sims[1] + 0.02 else "B" if sims[1] > sims[0] + 0.02 else "tie"
+        reason = f"Answer A matches the reference on {sims[0]:.0%} of its wording, answer B on {sims[1]:.0%}."
+    if unit(seed, prompt, "position") < rates.get("position_bias", POSITION_BIAS):
+        winner = "A"
+    body = json.dumps({"winner": winner, "reasoning": reason})
+    if unit(seed, prompt, "malformed") < rates.get("malformed", 0.0):
+        return body[: len(body) // 2]
+    if not bare and unit(seed, prompt, "fence") < rates.get("fence", 0.0):
+        body = f"```json\n{body}\n```"
+    return body
+
+
 def schema_answer(schema: dict[str, Any] | None, prompt: str) -> str:
     """Bare JSON for response_format / guided_json: fills a schema's properties by type."""
     props = (schema or {}).get("properties") or {}

@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 CATALOG = load_catalog()
 VARIANTS = CATALOG.names
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+NIGHT = "2026-11-28"
 
 
 @contextlib.contextmanager
@@ -44,14 +45,29 @@ def _key(variant: str, stage: str) -> dg.AssetKey:
 
 def test_whole_graph_materializes_against_the_simulator(tmp_path: Path, crd_dir: Path):
     with sim_fleet() as sims:
-        result = _defs(tmp_path, crd_dir, sims).resolve_job_def("baseline_job").execute_in_process(run_config=QUIET)
+        result = (
+            _defs(tmp_path, crd_dir, sims)
+            .resolve_job_def("baseline_job")
+            .execute_in_process(run_config=QUIET, partition_key=NIGHT)
+        )
     assert result.success
     mats = {m.asset_key: m.materialization.metadata for m in result.get_asset_materialization_events()}
-    assert set(mats) == {_key(v, s) for v in VARIANTS for s in ("manifests", "deployment", "readiness", "canary")} | {
-        dg.AssetKey(["llm_baseline", "shared", "manifests"])
+    stages = ("manifests", "deployment", "readiness", "canary")
+    shared = ("shared/manifests", "quant_sensitivity_responses", "quant_quality_comparison", "lora_ab_experiment")
+    assert set(mats) == {_key(v, s) for v in VARIANTS for s in stages} | {
+        dg.AssetKey(["llm_baseline", *k.split("/")]) for k in (*shared, "quality_trend")
     }
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 4 * 3 + 5 and all(c.passed for c in checks)
+    assert len(checks) == 4 * 3 + 5 + 2 and all(c.passed for c in checks)
+    comparison = mats[dg.AssetKey(["llm_baseline", "quant_quality_comparison"])]
+    assert "simulator" in comparison["measured_against"].value
+    assert comparison["pareto_plot"].value.startswith("![Pareto")
+    assert "| mistral-7b-awq" in comparison["report"].value
+    per_variant = pd.read_parquet(
+        tmp_path / "llmplat" / "results" / "llm_baseline" / "quant_quality_comparison" / f"{NIGHT}.parquet"
+    )
+    assert set(per_variant["variant"]) == {"mistral-7b-fp16", "mistral-7b-awq", "mistral-7b-lora"}
+    assert (per_variant.loc[per_variant["variant"] != "mistral-7b-fp16", "quality_delta"] < 0).all()
     for v in VARIANTS:
         deploy = mats[_key(v, "deployment")]
         assert deploy["applied"].value is False and deploy["message"].value.startswith("dry run")
@@ -62,7 +78,7 @@ def test_whole_graph_materializes_against_the_simulator(tmp_path: Path, crd_dir:
         assert "simulator" in canary["measured_against"].value
         assert canary["requests"].value == 33 and canary["error_rate"].value == 0
         assert 0 < canary["ttft_s_p50"].value <= canary["ttft_s_p95"].value <= canary["e2e_s_p95"].value
-        rows = pd.read_parquet(tmp_path / "llmplat" / "results" / "llm_baseline" / v / "canary.parquet")
+        rows = pd.read_parquet(tmp_path / "llmplat" / "results" / "llm_baseline" / v / "canary" / f"{NIGHT}.parquet")
         assert len(rows) == 33 and rows["prompt_id"].is_unique and (rows["status"] == "ok").all()
         assert {"ttft_s", "itl_s", "tpot_s", "e2e_s", "output_tokens", "error"} <= set(rows.columns)
         assert (rows["e2e_s"] >= rows["ttft_s"]).all()
@@ -72,7 +88,9 @@ def test_a_failing_golden_check_stops_that_variant_only(tmp_path: Path, crd_dir:
     # A V0-generation server: the dashboards and KEDA read V1 names it does not expose.
     with sim_fleet(**{"mistral-7b-fp16": {"metrics_generation": "v0"}}) as sims:
         defs = _defs(tmp_path, crd_dir, sims)
-        result = defs.resolve_job_def("baseline_job").execute_in_process(run_config=QUIET, raise_on_error=False)
+        result = defs.resolve_job_def("baseline_job").execute_in_process(
+            run_config=QUIET, raise_on_error=False, partition_key=NIGHT
+        )
     failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
     assert [(c.asset_key, c.check_name) for c in failed] == [(_key("mistral-7b-fp16", "readiness"), "metric_contract")]
     assert "vllm:kv_cache_usage_perc (this server exposes vllm:gpu_cache_usage_perc)" in failed[0].description
@@ -86,7 +104,9 @@ def test_canary_resumes_from_rows_written_before_the_endpoint_died(tmp_path: Pat
     serving = ServingResource(checkpoint_dir=str(tmp_path / "ckpt"), concurrency=4)
     with sim_fleet(**{"mistral-7b-awq": {"exit_after": 12}}) as sims:
         job = _defs(tmp_path, crd_dir, sims, serving=serving).resolve_job_def("canary_job")
-        first = job.execute_in_process(asset_selection=[key], run_config=QUIET, raise_on_error=False)
+        first = job.execute_in_process(
+            asset_selection=[key], run_config=QUIET, raise_on_error=False, partition_key=NIGHT
+        )
     assert not first.success
     failure = next(e for e in first.all_events if e.event_type_value == "STEP_FAILURE")
     message = failure.step_failure_data.error.message
@@ -97,10 +117,30 @@ def test_canary_resumes_from_rows_written_before_the_endpoint_died(tmp_path: Pat
 
     with sim_fleet() as sims:  # the replacement pod
         job = _defs(tmp_path, crd_dir, sims, serving=serving).resolve_job_def("canary_job")
-        second = job.execute_in_process(asset_selection=[key], run_config=QUIET)
+        second = job.execute_in_process(asset_selection=[key], run_config=QUIET, partition_key=NIGHT)
         served = len(sims["mistral-7b-awq"].state.engine.timings)
     meta = next(m.materialization.metadata for m in second.get_asset_materialization_events())
     assert meta["resumed_rows"].value == written
     assert meta["requests"].value == 33 and meta["error_rate"].value == 0
     assert served == 33 - written  # only the rest was sent again
     assert not checkpoint.exists()
+
+
+@pytest.mark.parametrize("noise", [0.01, 0.25])
+def test_quantization_noise_moves_the_measured_quality_gap(tmp_path: Path, crd_dir: Path, noise: float):
+    """The comparison measures what the simulator injects: more AWQ noise, lower quality, wider gap to FP16."""
+    keys = [
+        dg.AssetKey(["llm_baseline", "quant_sensitivity_responses"]),
+        dg.AssetKey(["llm_baseline", "quant_quality_comparison"]),
+    ]
+    with sim_fleet(**{"mistral-7b-awq": {"quant_noise": noise}}) as sims:
+        job = _defs(tmp_path, crd_dir, sims).resolve_job_def("baseline_job")
+        result = job.execute_in_process(asset_selection=keys, run_config=QUIET, partition_key=NIGHT)
+    frame = result.output_for_node("llm_baseline__quant_quality_comparison", "result")
+    awq = frame.set_index("variant").loc["mistral-7b-awq"]
+    gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate_mistral_7b_awq")
+    if noise < 0.05:
+        assert awq["quality_delta_ci_low"] > -0.05 and gate.passed
+    else:
+        assert awq["quality_delta_ci_high"] < -0.1 and not gate.passed
+        assert "quality delta lower bound" in gate.description

@@ -24,17 +24,40 @@ def test_every_expected_asset_check_and_job_key(crd_dir: Path):
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     stages = ("manifests", "deployment", "readiness", "canary")
-    assert keys == {f"llm_baseline/{v}/{s}" for v in VARIANTS for s in stages} | {"llm_baseline/shared/manifests"}
+    evaluation = {"quant_sensitivity_responses", "quant_quality_comparison", "lora_ab_experiment", "quality_trend"}
+    assert keys == {f"llm_baseline/{v}/{s}" for v in VARIANTS for s in stages} | {
+        f"llm_baseline/{k}" for k in (*evaluation, "shared/manifests")
+    }
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     manifests = {k for k in keys if k.endswith("/manifests")}
     golden = {(f"llm_baseline/{v}/readiness", c) for v in VARIANTS for c in GOLDEN_CHECKS}
-    assert checks == {(k, "schema_valid") for k in manifests} | golden
+    gates = {
+        ("llm_baseline/quant_quality_comparison", f"promotion_gate_{v}") for v in ("mistral_7b_awq", "mistral_7b_lora")
+    }
+    assert checks == {(k, "schema_valid") for k in manifests} | golden | gates
+    daily = {"canary", "quant_sensitivity_responses", "quant_quality_comparison", "lora_ab_experiment"}
+    for key in graph.get_all_asset_keys():
+        partitioned = graph.get(key).partitions_def is not None
+        assert partitioned == (key.path[-1] in daily), key
     assert GOLDEN_CHECKS == ("models_listed", "chat_completion", "metric_contract")
     for v in VARIANTS:
         for stage in stages:
             assert graph.get(dg.AssetKey(["llm_baseline", v, stage])).group_name == v.replace("-", "_")
     jobs = {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")}
-    assert jobs == {"manifests_job", "rollout_job", "canary_job", "baseline_job"}
+    assert jobs == {
+        "manifests_job",
+        "rollout_job",
+        "canary_job",
+        "baseline_job",
+        "nightly_comparison_job",
+        "revision_rollout_job",
+    }
+    assert {s.name for s in defs.schedules} == {"nightly_comparison_schedule"}
+    assert {s.name for s in defs.sensors} == {
+        "model_revision_sensor",
+        "promptset_sensor",
+        "run_failure_alert_sensor",
+    }
     rollout = defs.resolve_job_def("rollout_job").asset_layer.selected_asset_keys
     assert {k.path[-1] for k in rollout} == {"manifests", "deployment", "readiness"}
     canary = defs.resolve_job_def("canary_job").asset_layer.selected_asset_keys

@@ -1,0 +1,178 @@
+"""Automation: the nightly schedule, the revision and promptset sensors, failure alerts, the trend view.
+
+The logic lives in `llmplat_dagster.automation` (look-ups, planning, versions, alerts); this module only turns
+its answers into Dagster run requests, skip reasons and cursors.
+"""
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from llmplat_dagster.automation.alerts import format_alert, post_alert
+from llmplat_dagster.automation.hub import lookup_revisions, tracked_repos
+from llmplat_dagster.automation.promptset_versions import PromptsetSourceError, list_promptset_versions, new_versions
+from llmplat_dagster.automation.revisions import plan_revision_tick, run_key, run_tags
+from llmplat_dagster.catalog import Catalog
+from llmplat_dagster.defs.comparison import AB, COMPARISON, RESPONSES, ComparisonResource
+from llmplat_dagster.defs.manifests import asset_key
+from llmplat_dagster.defs.trend import TREND
+from llmplat_dagster.settings import Settings
+
+PARTITIONS_START = "2026-11-01"
+EVALUATION = [RESPONSES, COMPARISON, AB]
+
+
+def daily_partitions(timezone: str) -> dg.DailyPartitionsDefinition:
+    """One partition per night; `end_offset=1` so tonight's run writes tonight's date, not yesterday's."""
+    return dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone=timezone, end_offset=1)
+
+
+def night_of(moment: dt.datetime, timezone: str) -> str:
+    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d")
+
+
+def rollout_keys(variants: Iterable[str]) -> list[dg.AssetKey]:
+    return [asset_key(v, s) for v in variants for s in ("manifests", "deployment", "readiness", "canary")]
+
+
+def _evaluated_variants() -> set[str]:
+    cfg = ComparisonResource()
+    return {cfg.reference, cfg.judge, *cfg.candidates}
+
+
+def _variant_of(step_key: str | None, catalog: Catalog) -> str | None:
+    """`llm_baseline__mistral_7b_awq__canary` -> `mistral-7b-awq`."""
+    if not step_key:
+        return None
+    return next((v.name for v in catalog.variants if f"__{v.group_name}__" in step_key), None)
+
+
+def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
+    tz = settings.nightly_timezone
+    nightly_job = dg.define_asset_job(
+        "nightly_comparison_job",
+        selection=dg.AssetSelection.assets(*[asset_key(v, "canary") for v in catalog.names], *EVALUATION, TREND),
+        description="Canary runs, the quantization comparison and the LoRA A/B for one night, then the trend.",
+    )
+    revision_job = dg.define_asset_job(
+        "revision_rollout_job",
+        selection=dg.AssetSelection.key_prefixes(["llm_baseline"]),
+        description="Re-roll and re-evaluate the variants whose upstream model revision moved (sensor-driven).",
+    )
+
+    @dg.schedule(
+        name="nightly_comparison_schedule",
+        cron_schedule=settings.nightly_cron,
+        execution_timezone=tz,
+        job=nightly_job,
+        description=f"Nightly evaluation at `{settings.nightly_cron}` ({tz}); each night keeps its partition.",
+    )
+    def nightly_comparison_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        night = night_of(context.scheduled_execution_time, tz)
+        return dg.RunRequest(run_key=f"nightly-{night}", partition_key=night, tags={"llmplat/trigger": "nightly"})
+
+    @dg.sensor(
+        name="model_revision_sensor",
+        job=revision_job,
+        minimum_interval_seconds=900,
+        description="A new commit on a tracked Hub ref re-rolls and re-evaluates only the variants built on it.",
+    )
+    def model_revision_sensor(context: dg.SensorEvaluationContext):
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        token = dg.EnvVar("HF_TOKEN").get_value() or None  # never logged; look-up errors are token-free
+        results = lookup_revisions(list(tracked_repos(catalog)), endpoint=settings.hf_endpoint, token=token)
+        plan = plan_revision_tick(catalog, cursor, results)
+        for reason in plan.skipped:
+            context.log.warning(f"revision look-up skipped: {reason}")
+        context.update_cursor(json.dumps(plan.new_cursor, sort_keys=True))
+        if not plan.changes:
+            reason = "; ".join(plan.skipped) if plan.skipped else "no tracked revision moved"
+            return dg.SkipReason(("all look-ups failed: " if plan.all_failed else "") + reason)
+        selection = rollout_keys(plan.variants)
+        if set(plan.variants) & _evaluated_variants():
+            selection += [*EVALUATION, TREND]
+        run_config = {
+            "ops": {
+                f"llm_baseline__{catalog.variant(v).group_name}__manifests": {"config": {"revision": sha}}
+                for v, sha in plan.model_revisions.items()
+            }
+        }
+        if plan.adapter_revisions:
+            context.log.warning(f"adapter revisions moved {plan.adapter_revisions}; pin them in the catalog")
+        return dg.RunRequest(
+            run_key=run_key(plan.changes),
+            asset_selection=selection,
+            partition_key=night_of(dt.datetime.now(dt.UTC), tz),
+            run_config=run_config,
+            tags={**run_tags(plan.changes), "llmplat/trigger": "model-revision"},
+        )
+
+    @dg.sensor(
+        name="promptset_sensor",
+        job=nightly_job,
+        minimum_interval_seconds=300,
+        description="A new promptset version under the configured S3 prefix re-runs the canaries or the comparison.",
+    )
+    def promptset_sensor(context: dg.SensorEvaluationContext, s3: S3Resource):
+        if not settings.promptset_s3_uri:
+            return dg.SkipReason("LLMPLAT_PROMPTSET_S3_URI is not set: no promptset prefix to watch")
+        bucket, _, prefix = settings.promptset_s3_uri[len("s3://") :].partition("/")
+        try:
+            versions = list_promptset_versions(s3.get_client(), bucket, prefix)
+        except PromptsetSourceError as exc:
+            return dg.SkipReason(str(exc))
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        fresh, new_cursor = new_versions(versions, cursor)
+        context.update_cursor(json.dumps(new_cursor, sort_keys=True))
+        if not fresh:
+            return dg.SkipReason(f"no new promptset version under {settings.promptset_s3_uri}")
+        night = night_of(dt.datetime.now(dt.UTC), tz)
+        requests = []
+        for version in fresh:
+            uri = f"s3://{bucket}/{version.key}"
+            if version.name == ComparisonResource().promptset:
+                selection = [*EVALUATION, TREND]
+                ops = {"llm_baseline__quant_sensitivity_responses": {"config": {"promptset": uri}}}
+            else:
+                selection = [asset_key(v, "canary") for v in catalog.names]
+                ops = {
+                    f"llm_baseline__{v.group_name}__canary": {"config": {"promptset": uri}} for v in catalog.variants
+                }
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"promptset-{version.token}",
+                    asset_selection=selection,
+                    partition_key=night,
+                    run_config={"ops": ops},
+                    tags={"llmplat/trigger": "promptset", "llmplat/promptset": version.name[:63]},
+                )
+            )
+        return requests
+
+    @dg.run_failure_sensor(name="run_failure_alert_sensor", description="A concise alert for every failed run.")
+    def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
+        run = context.dagster_run
+        failures = context.get_step_failure_events()
+        step = failures[0].step_key if failures else None
+        if failures and failures[0].step_failure_data.error:
+            reason = failures[0].step_failure_data.error.message
+        else:
+            reason = context.failure_event.message or "run failed"
+        text = format_alert(run.job_name, run.run_id, step, _variant_of(step, catalog), reason)
+        webhook = dg.EnvVar("LLMPLAT_ALERT_WEBHOOK").get_value()
+        if not webhook:
+            context.log.error(text)
+            return
+        outcome = post_alert(webhook, text)
+        if not outcome.sent:
+            context.log.error(f"alert not delivered ({outcome.error}): {text}")
+
+    return dg.Definitions(
+        jobs=[nightly_job, revision_job],
+        schedules=[nightly_comparison_schedule],
+        sensors=[model_revision_sensor, promptset_sensor, run_failure_alert_sensor],
+    )

@@ -1,0 +1,341 @@
+"""Quantization-quality comparison: responses -> judge scores -> metrics with CIs, Pareto, promotion gates; A/B.
+
+Three assets, so each expensive step persists on its own:
+`quant_sensitivity_responses` (the quant-sensitivity promptset through FP16 and each candidate, with top-k
+logprobs), `quant_quality_comparison` (judge scores + paired metrics, CIs, latency, cost, Pareto; one gate check
+per candidate) and `lora_ab_experiment` (pairwise judge, both answer orders, win rate with a sign test).
+"""
+
+import base64
+import json
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from llmplat_dagster.catalog import Catalog
+from llmplat_dagster.defs.manifests import asset_key
+from llmplat_dagster.defs.resources import EndpointsResource, ServingResource, describe_server
+from llmplat_dagster.evaluation import ab, judge
+from llmplat_dagster.evaluation.comparison import compare
+from llmplat_dagster.evaluation.gate import GateRules
+from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset
+from llmplat_dagster.serving.client import ServingRequest, run_promptset
+from llmplat_dagster.serving.results import results_frame
+
+RESPONSES = dg.AssetKey(["llm_baseline", "quant_sensitivity_responses"])
+COMPARISON = dg.AssetKey(["llm_baseline", "quant_quality_comparison"])
+AB = dg.AssetKey(["llm_baseline", "lora_ab_experiment"])
+GROUP = "evaluation"
+
+
+class ComparisonResource(dg.ConfigurableResource):
+    """Everything a reviewer may want to change without touching code."""
+
+    reference: str = "mistral-7b-fp16"
+    candidates: list[str] = Field(default_factory=lambda: ["mistral-7b-awq", "mistral-7b-lora"])
+    judge: str = "mistral-7b-judge"
+    ab_control: str = Field(default="mistral-7b-fp16", description="the design document's A/B control")
+    ab_treatment: str = "mistral-7b-lora"
+    promptset: str = "quant-sensitivity"
+    top_logprobs: int = 5
+    structured_judge_output: bool = Field(default=True, description="ask for response_format json_schema")
+    n_resamples: int = 2000
+    seed: int = 0
+    min_quality_delta_low: float = Field(default=-0.05, description="gate: lowest acceptable CI bound of the delta")
+    max_parse_failure_rate: float = Field(default=0.1, description="gate: highest acceptable judge parse failures")
+    gate_metric: str = "similarity"
+    gate_severity: str = Field(default="ERROR", description="ERROR blocks downstream; WARN only reports")
+    capacity: str = Field(default="spot", description="spot | on_demand: which node price to use")
+    node_prices: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {"g4dn.xlarge": {"spot": 0.2156, "on_demand": 0.526}},
+        description="$/hour per instance type (example us-east-1 list prices, 2026-11; set yours)",
+    )
+
+    def price_per_hour(self, instance_type: str) -> float:
+        try:
+            return float(self.node_prices[instance_type][self.capacity])
+        except KeyError:
+            raise dg.Failure(
+                f"no {self.capacity} price for instance type {instance_type!r} in node_prices "
+                f"(configured: {sorted(self.node_prices)})"
+            ) from None
+
+    def rules(self) -> GateRules:
+        return GateRules(
+            min_quality_delta_low=self.min_quality_delta_low,
+            max_parse_failure_rate=self.max_parse_failure_rate,
+            metric=self.gate_metric,
+        )
+
+
+class ResponsesConfig(dg.Config):
+    """Run-time promptset override (the promptset sensor points a run at a new S3 version)."""
+
+    promptset: str | None = None
+
+
+def _question(messages) -> str:
+    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+
+
+def _judge_run(url: str, judge_model: str, requests: list[ServingRequest], serving: ServingResource) -> dict[str, str]:
+    rows = run_promptset(url, judge_model, requests, concurrency=serving.concurrency, timeout_s=serving.timeout_s)
+    return {r.prompt_id: (r.output_text if r.ok else f"<judge request failed: {r.error}>") for r in rows}
+
+
+def _structured(cfg: ComparisonResource, schema: dict) -> dict:
+    if not cfg.structured_judge_output:
+        return {}
+    return {"response_format": {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}}
+
+
+def _png_markdown(png: bytes, title: str) -> str:
+    return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None = None) -> dg.Definitions:
+    variants_needed = list(catalog.names)
+
+    @dg.asset(
+        key=RESPONSES,
+        deps=[asset_key(v, "readiness") for v in variants_needed],
+        group_name=GROUP,
+        io_manager_key="parquet_io_manager",
+        partitions_def=partitions,
+        description="The quant-sensitivity promptset through the reference and every candidate, with top-k logprobs.",
+    )
+    def quant_sensitivity_responses(
+        context: dg.AssetExecutionContext,
+        config: ResponsesConfig,
+        endpoints: EndpointsResource,
+        serving: ServingResource,
+        comparison: ComparisonResource,
+    ) -> dg.Output[pd.DataFrame]:
+        names = [comparison.reference, *comparison.candidates]
+        limit = min(catalog.variant(n).max_model_len for n in names)
+        promptset = load_promptset(
+            config.promptset or comparison.promptset, max_model_len=limit, variant=comparison.reference
+        )
+        requests = [
+            ServingRequest(
+                prompt_id=p.id,
+                messages=tuple(fold_system_message([dict(m) for m in p.messages])),
+                max_tokens=p.max_tokens,
+                temperature=p.temperature,
+                seed=comparison.seed,
+                top_logprobs=comparison.top_logprobs,
+            )
+            for p in promptset.prompts
+        ]
+        frames, servers = [], {}
+        for name in names:
+            with endpoints.open(name) as url:
+                servers[name] = describe_server(url)
+                rows = run_promptset(
+                    url,
+                    catalog.variant(name).served_name,
+                    requests,
+                    concurrency=serving.concurrency,
+                    variant=name,
+                    timeout_s=serving.timeout_s,
+                )
+            context.log.info(f"{name}: {sum(r.ok for r in rows)}/{len(rows)} ok ({servers[name]})")
+            frames.append(results_frame(rows).assign(measured_against=servers[name]))
+        frame = pd.concat(frames, ignore_index=True)
+        # Parquet cannot hold ragged {token: logprob} maps as columns; keep them as JSON text.
+        frame["top_logprobs"] = frame["top_logprobs"].map(lambda v: json.dumps(v) if v else None)
+        questions = {p.id: _question(fold_system_message([dict(m) for m in p.messages])) for p in promptset.prompts}
+        frame["question"] = frame["prompt_id"].map(questions)
+        return dg.Output(
+            frame,
+            metadata={
+                "promptset": promptset.name,
+                "promptset_version": promptset.version,
+                "measured_against": dg.MetadataValue.json(servers),
+                "rows": len(frame),
+                "error_rate": round(float((frame["status"] != "ok").mean()), 4),
+            },
+        )
+
+    @dg.asset(
+        key=COMPARISON,
+        ins={"responses": dg.AssetIn(RESPONSES)},
+        deps=[asset_key(ComparisonResource().judge, "readiness")],
+        group_name=GROUP,
+        io_manager_key="parquet_io_manager",
+        partitions_def=partitions,
+        check_specs=[
+            dg.AssetCheckSpec(gate_check_name(v), asset=COMPARISON, description=f"promotion gate for {v}")
+            for v in ComparisonResource().candidates
+        ],
+        description="Per candidate vs FP16: quality delta with bootstrap CIs, judge score, latency, cost, Pareto.",
+    )
+    def quant_quality_comparison(
+        context: dg.AssetExecutionContext,
+        responses: pd.DataFrame,
+        endpoints: EndpointsResource,
+        serving: ServingResource,
+        comparison: ComparisonResource,
+    ):
+        rows = responses.copy()
+        rows["top_logprobs"] = rows["top_logprobs"].map(lambda v: json.loads(v) if isinstance(v, str) else None)
+        ok = rows[rows["status"] == "ok"]
+        requests = [
+            ServingRequest(
+                prompt_id=f"{r.variant}\t{r.prompt_id}",
+                messages=tuple(fold_system_message(judge.judge_prompt(r.question, r.output_text))),
+                max_tokens=160,
+                temperature=0.0,
+                extra_body=_structured(comparison, judge.JUDGE_SCHEMA),
+            )
+            for r in ok.itertuples()
+        ]
+        judge_v = catalog.variant(comparison.judge)
+        with endpoints.open(judge_v.name) as url:
+            judged_against = describe_server(url)
+            texts = _judge_run(url, judge_v.served_name, requests, serving)
+        scores = []
+        for rid, text in texts.items():
+            variant, prompt_id = rid.split("\t", 1)
+            parsed = judge.parse_judge(text)
+            scores.append({"prompt_id": prompt_id, "variant": variant, "score": parsed.score, "error": parsed.error})
+        judge_scores = pd.DataFrame(scores, columns=["prompt_id", "variant", "score", "error"])
+        instance = catalog.node.instance_type
+        prices = {n: comparison.price_per_hour(instance) for n in [comparison.reference, *comparison.candidates]}
+        servers = sorted(set(responses["measured_against"].dropna())) or [judged_against]
+        report = compare(
+            rows,
+            reference=comparison.reference,
+            candidates=tuple(comparison.candidates),
+            judge_scores=judge_scores,
+            prices=prices,
+            rules=comparison.rules(),
+            n_resamples=comparison.n_resamples,
+            seed=comparison.seed,
+            measured_against=", ".join(servers),
+        )
+        context.log.info("\n" + report.markdown)
+        per_variant = report.per_variant
+        trend_points = {}
+        for r in per_variant.itertuples():
+            trend_points[f"quality_delta/{r.variant}"] = float(r.quality_delta)
+            trend_points[f"e2e_p95_s/{r.variant}"] = float(r.e2e_s_p95)
+        yield dg.Output(
+            per_variant.assign(
+                dominated_by=per_variant["dominated_by"].map(lambda v: ",".join(v) if v is not None else ""),
+                gate_tripped=per_variant["gate_tripped"].map(lambda v: list(v) if v is not None else []),
+            ),
+            metadata={
+                **trend_points,
+                "measured_against": report.measured_against,
+                "report": dg.MetadataValue.md(report.markdown),
+                "pareto_plot": dg.MetadataValue.md(_png_markdown(report.plot_png, "Pareto: quality vs p95 latency")),
+                "judge": judged_against,
+                "judge_note": judge.SAME_FAMILY_NOTE,
+                "price_basis": f"{instance} {comparison.capacity} ${prices[comparison.reference]}/h",
+            },
+        )
+        yield from _gate_results(per_variant, comparison)
+
+    ab_asset = _ab_asset(catalog, partitions)
+    return dg.Definitions(assets=[quant_sensitivity_responses, quant_quality_comparison, ab_asset])
+
+
+def gate_check_name(variant: str) -> str:
+    return f"promotion_gate_{variant.replace('-', '_')}"
+
+
+def _gate_results(per_variant: pd.DataFrame, comparison: ComparisonResource):
+    """One check result per candidate: which rule tripped and by how much, at the configured severity."""
+    severity = dg.AssetCheckSeverity(comparison.gate_severity.upper())
+    for variant in comparison.candidates:
+        row = per_variant.loc[per_variant["variant"] == variant]
+        if row.empty:
+            yield dg.AssetCheckResult(
+                check_name=gate_check_name(variant), passed=False, severity=severity, description="not compared"
+            )
+            continue
+        r = row.iloc[0]
+        tripped = list(r["gate_tripped"]) if r["gate_tripped"] is not None else []
+        yield dg.AssetCheckResult(
+            check_name=gate_check_name(variant),
+            passed=bool(r["gate_passed"]),
+            severity=severity,
+            description="; ".join(tripped) or "all promotion rules pass",
+            metadata={
+                "quality_delta": float(r["quality_delta"]),
+                "quality_delta_ci_low": float(r["quality_delta_ci_low"]),
+                "quality_delta_ci_high": float(r["quality_delta_ci_high"]),
+                "judge_parse_failure_rate": float(r["judge_parse_failure_rate"]),
+                "tripped": dg.MetadataValue.json(tripped),
+            },
+        )
+
+
+def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=AB,
+        ins={"responses": dg.AssetIn(RESPONSES)},
+        partitions_def=partitions,
+        group_name=GROUP,
+        io_manager_key="parquet_io_manager",
+        description="LoRA vs baseline (the design document's 50/50 experiment): judge-scored pairwise win rate.",
+    )
+    def lora_ab_experiment(
+        context: dg.AssetExecutionContext,
+        responses: pd.DataFrame,
+        endpoints: EndpointsResource,
+        serving: ServingResource,
+        comparison: ComparisonResource,
+    ) -> dg.Output[pd.DataFrame]:
+        ok = responses[responses["status"] == "ok"]
+        control = ok[ok["variant"] == comparison.ab_control].set_index("prompt_id")
+        treatment = ok[ok["variant"] == comparison.ab_treatment].set_index("prompt_id")
+        ids = sorted(set(control.index) & set(treatment.index))
+        extra = _structured(comparison, judge.PAIRWISE_SCHEMA)
+        requests = []
+        for pid in ids:
+            q, a, b = control.at[pid, "question"], control.at[pid, "output_text"], treatment.at[pid, "output_text"]
+            for order, (x, y) in (("AB", (a, b)), ("BA", (b, a))):
+                messages = tuple(fold_system_message(judge.pairwise_prompt(q, x, y)))
+                requests.append(ServingRequest(f"{pid}\t{order}", messages, max_tokens=64, extra_body=extra))
+        judge_v = catalog.variant(comparison.judge)
+        with endpoints.open(judge_v.name) as url:
+            texts = _judge_run(url, judge_v.served_name, requests, serving)
+        first = [judge.parse_pairwise(texts.get(pid + "\tAB", "")) for pid in ids]
+        swapped = [judge.parse_pairwise(texts.get(pid + "\tBA", "")) for pid in ids]
+        # The control is A in the first order: its wins are the treatment's losses. Only flipped verdicts count.
+        control_wins, control_losses, ties, unparsed = judge.pairwise_outcomes(first, swapped)
+        result = ab.ab_test(control_losses, control_wins, ties)
+        frame = pd.DataFrame(
+            {
+                "prompt_id": ids,
+                "verdict_control_first": [v.winner for v in first],
+                "verdict_treatment_first": [v.winner for v in swapped],
+                "parse_error": [v.error or w.error for v, w in zip(first, swapped, strict=True)],
+            }
+        )
+        bias = judge.position_bias(first, swapped)
+        context.log.info(
+            f"{comparison.ab_treatment} vs {comparison.ab_control}: win rate {result.win_rate:.2f} "
+            f"[{result.ci_low:.2f}, {result.ci_high:.2f}], p={result.p_value:.3g}, position bias {bias:.0%}"
+        )
+        return dg.Output(
+            frame,
+            metadata={
+                "control": comparison.ab_control,
+                "treatment": comparison.ab_treatment,
+                "win_rate": result.win_rate,
+                "win_rate_ci_low": result.ci_low,
+                "win_rate_ci_high": result.ci_high,
+                "p_value": result.p_value,
+                "decided_pairs": result.n,
+                "ties_or_inconsistent": ties,
+                "unparsed": unparsed,
+                "position_bias_rate": bias,
+                "judge_note": judge.SAME_FAMILY_NOTE,
+            },
+        )
+
+    return lora_ab_experiment
