@@ -7,6 +7,7 @@ from dagster_aws.s3 import S3Resource
 
 from llmplat_dagster.catalog import load_catalog
 from llmplat_dagster.defs.automation import automation_defs, daily_partitions
+from llmplat_dagster.defs.autoscaling import autoscaling_defs
 from llmplat_dagster.defs.canary import canary_defs
 from llmplat_dagster.defs.comparison import ComparisonResource, comparison_defs
 from llmplat_dagster.defs.io import ParquetIOManager
@@ -80,6 +81,7 @@ def build_definitions(settings: Settings, overrides: dict[str, object] | None = 
         comparison_defs(catalog, nights),
         trend_defs(settings.trend_nights),
         automation_defs(catalog, settings),
+        autoscaling_defs(catalog),
         dg.Definitions(jobs=jobs(), resources={**resources(settings), **(overrides or {})}),
     )
 

@@ -65,6 +65,7 @@ class Settings:
     nightly_timezone: str = "UTC"
     trend_nights: int = 14
     hf_endpoint: str | None = None
+    hf_timeout_s: float = 10.0
     promptset_s3_uri: str | None = None
 
     def __post_init__(self) -> None:
@@ -112,5 +113,6 @@ class Settings:
             nightly_timezone=env.get("LLMPLAT_NIGHTLY_TZ") or "UTC",
             trend_nights=_int(env.get("LLMPLAT_TREND_NIGHTS") or "14", "LLMPLAT_TREND_NIGHTS"),
             hf_endpoint=env.get("HF_ENDPOINT") or None,
+            hf_timeout_s=float(_int(env.get("LLMPLAT_HF_TIMEOUT_S") or "10", "LLMPLAT_HF_TIMEOUT_S")),
             promptset_s3_uri=env.get("LLMPLAT_PROMPTSET_S3_URI") or None,
         )

@@ -84,7 +84,9 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
     def model_revision_sensor(context: dg.SensorEvaluationContext):
         cursor = json.loads(context.cursor) if context.cursor else {}
         token = dg.EnvVar("HF_TOKEN").get_value() or None  # never logged; look-up errors are token-free
-        results = lookup_revisions(list(tracked_repos(catalog)), endpoint=settings.hf_endpoint, token=token)
+        results = lookup_revisions(
+            list(tracked_repos(catalog)), endpoint=settings.hf_endpoint, token=token, timeout_s=settings.hf_timeout_s
+        )
         plan = plan_revision_tick(catalog, cursor, results)
         for reason in plan.skipped:
             context.log.warning(f"revision look-up skipped: {reason}")

@@ -124,6 +124,11 @@ class KubernetesCluster:
                 self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def replicas(self, namespace: str, name: str) -> int:
+        """The Deployment's current pod count (status.replicas), what autoscaling validation watches move."""
+        deploy = self.call(f"read Deployment/{namespace}/{name}", self.apps.read_namespaced_deployment, name, namespace)
+        return int((deploy.status and deploy.status.replicas) or 0)
+
     # -- apply -----------------------------------------------------------------------------------------------
 
     def _patch(self, obj: Obj) -> Obj:

@@ -90,6 +90,7 @@ async def run_pod_calls(server: FakeKubeApi, crd_dir: Path) -> list[rbac.Access]
     cluster = KubernetesCluster(api_client_for(server), sleep=clock.sleep, clock=clock)
     rollout = await asyncio.to_thread(cluster.wait_for_rollout, NS, name, timeout_s=600)
     assert rollout.reason == "CrashLoopBackOff" and "CUDA out of memory" in rollout.message  # logs were read
+    await asyncio.to_thread(cluster.replicas, NS, name)  # autoscaling_validation_job's replica count
     return recorded(server)
 
 

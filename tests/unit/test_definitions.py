@@ -51,6 +51,7 @@ def test_every_expected_asset_check_and_job_key(crd_dir: Path):
         "baseline_job",
         "nightly_comparison_job",
         "revision_rollout_job",
+        "autoscaling_validation_job",
     }
     assert {s.name for s in defs.schedules} == {"nightly_comparison_schedule"}
     assert {s.name for s in defs.sensors} == {

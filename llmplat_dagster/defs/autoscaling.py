@@ -1,0 +1,122 @@
+"""`autoscaling_validation_job`: the design document's section 6.3, as a Dagster job with timed steps.
+
+Records the replicas, drives the performance promptset at concurrency 50, checks scale-up within a window,
+stops the load, checks scale-down after the cooldown. The steps live in `automation.autoscaling`.
+"""
+
+import asyncio
+import threading
+
+import dagster as dg
+
+from llmplat_dagster.automation.autoscaling import AutoscalingCheck
+from llmplat_dagster.catalog import Catalog
+from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource
+from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset
+from llmplat_dagster.serving.client import ServingClient, ServingRequest
+
+
+class AutoscalingConfig(dg.Config):
+    variant: str = "mistral-7b-awq"
+    promptset: str = "performance"
+    concurrency: int = 50
+    scale_up_window_s: float = 120.0
+    cooldown_s: float = 300.0
+    scale_down_margin_s: float = 60.0
+    poll_s: float = 15.0
+
+
+class LoadDriver:
+    """The promptset, over and over, at a fixed concurrency, in a background thread until stopped."""
+
+    def __init__(self, base_url: str, model: str, requests: list[ServingRequest], concurrency: int) -> None:
+        self.base_url, self.model, self.requests, self.concurrency = base_url, model, requests, concurrency
+        self.sent = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+        self._thread = threading.Thread(target=self._run, name="autoscaling-load", daemon=True)
+        self._started = threading.Event()
+
+    async def _drive(self) -> None:
+        async with ServingClient(self.base_url, self.model, concurrency=self.concurrency, timeout_s=60) as client:
+            while True:
+                rows = await client.run(self.requests)
+                self.sent += len(rows)
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._task = self._loop.create_task(self._drive())
+        self._started.set()
+        try:
+            self._loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._loop.close()
+
+    def start(self) -> str:
+        self._thread.start()
+        self._started.wait(10)
+        return f"driving {len(self.requests)} prompts in a loop at concurrency {self.concurrency}"
+
+    def stop(self) -> str:
+        if self._loop is not None and self._task is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(timeout=30)
+        return f"stopped after {self.sent} completed requests"
+
+
+def autoscaling_defs(catalog: Catalog) -> dg.Definitions:
+    @dg.op(description="Baseline replicas, load, scale-up within the window, stop, scale-down after the cooldown.")
+    def validate_autoscaling(
+        context: dg.OpExecutionContext,
+        config: AutoscalingConfig,
+        cluster: ClusterResource,
+        endpoints: EndpointsResource,
+    ) -> dg.Output[None]:
+        v = catalog.variant(config.variant)
+        kube = cluster.get()
+        if getattr(kube, "kind", "") != "kubernetes":
+            raise dg.Failure(
+                "autoscaling validation needs a real cluster (cluster mode `kubernetes`): "
+                "a dry run has no replicas to count"
+            )
+        promptset = load_promptset(config.promptset, max_model_len=v.max_model_len, variant=v.name)
+        requests = [
+            ServingRequest(
+                prompt_id=p.id,
+                messages=tuple(fold_system_message([dict(m) for m in p.messages])),
+                max_tokens=p.max_tokens,
+                temperature=p.temperature,
+            )
+            for p in promptset.prompts
+        ]
+        with endpoints.open(v.name) as url:
+            load = LoadDriver(url, v.served_name, requests, config.concurrency)
+            report = AutoscalingCheck(
+                read_replicas=lambda: kube.replicas(catalog.namespace, v.name),
+                start_load=load.start,
+                stop_load=load.stop,
+                scale_up_window_s=config.scale_up_window_s,
+                cooldown_s=config.cooldown_s,
+                scale_down_margin_s=config.scale_down_margin_s,
+                poll_s=config.poll_s,
+            ).run()
+        context.log.info("\n" + report.summary())
+        metadata = {
+            f"{s.name}": f"{'pass' if s.passed else 'FAIL'} after {s.seconds:.1f}s: {s.detail}" for s in report.steps
+        }
+        if not report.passed:
+            raise dg.Failure(
+                description=f"{v.name}: autoscaling validation failed\n{report.summary()}", metadata=metadata
+            )
+        return dg.Output(None, metadata=metadata)
+
+    @dg.job(
+        name="autoscaling_validation_job",
+        description="Does KEDA (prod) / the HPA (dev) scale a variant up under load and back down after it?",
+    )
+    def autoscaling_validation_job():
+        validate_autoscaling()
+
+    return dg.Definitions(jobs=[autoscaling_validation_job])
