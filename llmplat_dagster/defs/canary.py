@@ -13,6 +13,7 @@ import pandas as pd
 
 from llmplat_dagster.catalog import Catalog, VariantSpec
 from llmplat_dagster.defs.manifests import asset_key
+from llmplat_dagster.defs.provenance import provenance
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource, describe_server
 from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset
 from llmplat_dagster.serving.client import Progress, ServingRequest, run_promptset
@@ -142,6 +143,8 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
                 metadata={"error_rate": error_rate, "checkpoint": str(checkpoint.path)},
             )
         checkpoint.clear()
+        source = provenance(context.instance, catalog, v.name)
+        frame = frame.assign(**source, promptset_version=promptset.version)
         return dg.Output(
             frame.drop(columns=["top_logprobs"], errors="ignore"),
             metadata=_metadata(
@@ -152,6 +155,7 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
                     "endpoint": url,
                     "promptset": promptset.name,
                     "promptset_version": promptset.version,
+                    **source,
                     "requests": len(frame),
                     "resumed_rows": len(done),
                     "error_rate": round(error_rate, 4),

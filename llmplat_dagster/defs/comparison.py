@@ -15,6 +15,7 @@ from pydantic import Field
 
 from llmplat_dagster.catalog import Catalog
 from llmplat_dagster.defs.manifests import asset_key
+from llmplat_dagster.defs.provenance import provenance
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource, describe_server
 from llmplat_dagster.evaluation import ab, judge
 from llmplat_dagster.evaluation.comparison import compare
@@ -141,7 +142,12 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
                     timeout_s=serving.timeout_s,
                 )
             context.log.info(f"{name}: {sum(r.ok for r in rows)}/{len(rows)} ok ({servers[name]})")
-            frames.append(results_frame(rows).assign(measured_against=servers[name]))
+            source = provenance(context.instance, catalog, name)
+            frames.append(
+                results_frame(rows).assign(
+                    measured_against=servers[name], promptset_version=promptset.version, **source
+                )
+            )
         frame = pd.concat(frames, ignore_index=True)
         # Parquet cannot hold ragged {token: logprob} maps as columns; keep them as JSON text.
         frame["top_logprobs"] = frame["top_logprobs"].map(lambda v: json.dumps(v) if v else None)
@@ -216,7 +222,10 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
             measured_against=", ".join(servers),
         )
         context.log.info("\n" + report.markdown)
-        per_variant = report.per_variant
+        origin = rows.drop_duplicates("variant").set_index("variant")
+        per_variant = report.per_variant.copy()
+        for column in ("model_revision", "manifest_hash", "vllm_image", "promptset_version"):
+            per_variant[column] = per_variant["variant"].map(origin[column]) if column in origin else None
         trend_points = {}
         for r in per_variant.itertuples():
             trend_points[f"quality_delta/{r.variant}"] = float(r.quality_delta)
@@ -251,6 +260,9 @@ def _gate_results(per_variant: pd.DataFrame, comparison: ComparisonResource):
     severity = dg.AssetCheckSeverity(comparison.gate_severity.upper())
     for variant in comparison.candidates:
         row = per_variant.loc[per_variant["variant"] == variant]
+        source = {}
+        if not row.empty:
+            source = {c: str(row.iloc[0].get(c)) for c in ("model_revision", "manifest_hash", "vllm_image")}
         if row.empty:
             yield dg.AssetCheckResult(
                 check_name=gate_check_name(variant), passed=False, severity=severity, description="not compared"
@@ -269,6 +281,7 @@ def _gate_results(per_variant: pd.DataFrame, comparison: ComparisonResource):
                 "quality_delta_ci_high": float(r["quality_delta_ci_high"]),
                 "judge_parse_failure_rate": float(r["judge_parse_failure_rate"]),
                 "tripped": dg.MetadataValue.json(tripped),
+                **source,
             },
         )
 

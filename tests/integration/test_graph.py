@@ -68,6 +68,10 @@ def test_whole_graph_materializes_against_the_simulator(tmp_path: Path, crd_dir:
     )
     assert set(per_variant["variant"]) == {"mistral-7b-fp16", "mistral-7b-awq", "mistral-7b-lora"}
     assert (per_variant.loc[per_variant["variant"] != "mistral-7b-fp16", "quality_delta"] < 0).all()
+    assert per_variant.set_index("variant")["model_revision"].to_dict() == {
+        v: CATALOG.variant(v).revision for v in per_variant["variant"]
+    }
+    assert per_variant["promptset_version"].notna().all() and per_variant["manifest_hash"].str.len().eq(16).all()
     for v in VARIANTS:
         deploy = mats[_key(v, "deployment")]
         assert deploy["applied"].value is False and deploy["message"].value.startswith("dry run")
@@ -82,6 +86,11 @@ def test_whole_graph_materializes_against_the_simulator(tmp_path: Path, crd_dir:
         assert len(rows) == 33 and rows["prompt_id"].is_unique and (rows["status"] == "ok").all()
         assert {"ttft_s", "itl_s", "tpot_s", "e2e_s", "output_tokens", "error"} <= set(rows.columns)
         assert (rows["e2e_s"] >= rows["ttft_s"]).all()
+        # provenance: every row says which rollout and promptset version it measured
+        assert set(rows["model_revision"]) == {CATALOG.variant(v).revision}
+        assert set(rows["manifest_hash"]) == {deploy["applied_hash"].value}
+        assert set(rows["vllm_image"]) == {CATALOG.variant(v).image}
+        assert set(rows["promptset_version"]) == {canary["promptset_version"].value}
 
 
 def test_a_failing_golden_check_stops_that_variant_only(tmp_path: Path, crd_dir: Path):
