@@ -191,16 +191,30 @@ class Catalog(_Strict):
     def names(self) -> list[str]:
         return [v.name for v in self.variants]
 
-    def with_overrides(self, revisions: Mapping[str, str] | None = None, image: str | None = None) -> Catalog:
-        """Pin new model revisions (a sensor saw a new sha) or another vLLM image, re-validated."""
+    def with_overrides(
+        self,
+        revisions: Mapping[str, str] | None = None,
+        image: str | None = None,
+        adapter_revisions: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> Catalog:
+        """Pin new model or LoRA adapter revisions (a sensor saw a new sha) or another vLLM image, re-validated."""
         data = self.model_dump(mode="python")
-        for name in revisions or {}:
+        for name in [*(revisions or {}), *(adapter_revisions or {})]:
             self.variant(name)
         for variant in data["variants"]:
             if revisions and variant["name"] in revisions:
                 variant["revision"] = revisions[variant["name"]]
             if image:
                 variant["image"] = image
+            pins = dict((adapter_revisions or {}).get(variant["name"], {}))
+            known = {a["name"] for a in variant["lora"]["adapters"]}
+            if set(pins) - known:
+                missing = sorted(set(pins) - known)
+                raise CatalogError(
+                    f"variant {variant['name']!r} has no LoRA adapter(s) {missing}; it has {sorted(known)}"
+                )
+            for adapter in variant["lora"]["adapters"]:
+                adapter["revision"] = pins.get(adapter["name"], adapter["revision"])
         return _validate(data, source="<overrides>", root=None)
 
 

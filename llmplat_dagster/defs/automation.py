@@ -97,14 +97,14 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
         selection = rollout_keys(plan.variants)
         if set(plan.variants) & _evaluated_variants():
             selection += [*EVALUATION, TREND]
+        pins: dict[str, dict] = {}
+        for v, sha in plan.model_revisions.items():
+            pins.setdefault(v, {})["revision"] = sha
+        for v, adapters in plan.adapter_revisions.items():
+            pins.setdefault(v, {})["adapter_revisions"] = adapters
         run_config = {
-            "ops": {
-                f"llm_baseline__{catalog.variant(v).group_name}__manifests": {"config": {"revision": sha}}
-                for v, sha in plan.model_revisions.items()
-            }
+            "ops": {f"llm_baseline__{catalog.variant(v).group_name}__manifests": {"config": c} for v, c in pins.items()}
         }
-        if plan.adapter_revisions:
-            context.log.warning(f"adapter revisions moved {plan.adapter_revisions}; pin them in the catalog")
         return dg.RunRequest(
             run_key=run_key(plan.changes),
             asset_selection=selection,

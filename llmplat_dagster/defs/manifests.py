@@ -56,6 +56,7 @@ class ManifestsConfig(dg.Config):
     """Run-time pin of the model revision (the revision sensor sets it when the Hub moves)."""
 
     revision: str | None = None
+    adapter_revisions: dict[str, str] = {}
 
 
 def variant_manifests(catalog: Catalog, v: VariantSpec, overlay: str, crds: CrdSchemas) -> dg.Definitions:
@@ -69,7 +70,13 @@ def variant_manifests(catalog: Catalog, v: VariantSpec, overlay: str, crds: CrdS
         description=f"Rendered {overlay} objects for {v.name} ({v.purpose}); data version = content hash.",
     )
     def _manifests(config: ManifestsConfig) -> dg.Output:
-        spec = catalog.with_overrides({v.name: config.revision}).variant(v.name) if config.revision else v
+        revisions = {v.name: config.revision} if config.revision else None
+        adapters = {v.name: config.adapter_revisions} if config.adapter_revisions else None
+        spec = (
+            catalog.with_overrides(revisions, adapter_revisions=adapters).variant(v.name)
+            if revisions or adapters
+            else v
+        )
         objects = r.render_variant(catalog, spec, overlay)
         return _output(
             objects,

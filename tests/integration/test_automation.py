@@ -162,13 +162,36 @@ def test_hub_errors_leave_the_cursor_and_name_the_reason(tmp_path, hub, instance
         assert token not in tick.skip_message
 
 
-def test_four_lookups_in_one_tick_take_about_as_long_as_one(tmp_path, hub, instance):
-    """Look-ups run concurrently: a catalog with two LoRA adapters tracks four repos."""
+def _catalog_with_adapters(tmp_path: Path) -> Path:
     catalog = yaml.safe_load(default_catalog_path().read_text())
     lora = next(v for v in catalog["variants"] if v["name"] == "mistral-7b-lora")
     lora["lora"]["adapters"] = [{"name": f"a{i}", "repo": f"acme/adapter-{i}", "revision": "main"} for i in (1, 2)]
     path = tmp_path / "catalog.yaml"
     path.write_text(yaml.safe_dump(catalog))
+    return path
+
+
+def test_a_moved_adapter_re_rolls_only_the_lora_variant_with_that_adapter_pinned(tmp_path, hub, instance):
+    path = _catalog_with_adapters(tmp_path)
+    for repo in ("acme/adapter-1", "acme/adapter-2"):
+        hub.set(repo, sha=OLD)
+    defs = build_definitions(Settings(home=tmp_path, catalog_path=path, hf_endpoint=hub.endpoint, hf_timeout_s=5))
+    first = _tick(defs, "model_revision_sensor", instance)
+    hub.set("acme/adapter-2", sha=NEW)
+    [request] = _tick(defs, "model_revision_sensor", instance, cursor=first.cursor).run_requests
+    assert {k.path[1] for k in request.asset_selection if len(k.path) == 3} == {"mistral-7b-lora"}
+    assert request.tags["llmplat-revision/mistral-7b-lora.a2"] == f"{OLD[:12]}->{NEW[:12]}"
+    assert [k for k in request.tags if k.startswith("llmplat-revision/")] == ["llmplat-revision/mistral-7b-lora.a2"]
+    result = defs.resolve_job_def("manifests_job").execute_in_process(run_config=request.run_config)
+    objects = result.output_for_node("llm_baseline__mistral_7b_lora__manifests")
+    init = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]["initContainers"][0]
+    assert f"repo_id='acme/adapter-2', revision='{NEW}'" in init["command"][-1]
+    assert "repo_id='acme/adapter-1', revision='main'" in init["command"][-1]
+
+
+def test_four_lookups_in_one_tick_take_about_as_long_as_one(tmp_path, hub, instance):
+    """Look-ups run concurrently: a catalog with two LoRA adapters tracks four repos."""
+    path = _catalog_with_adapters(tmp_path)
     for repo in (AWQ, FP16, "acme/adapter-1", "acme/adapter-2"):
         hub.set(repo, sha=OLD, delay_s=0.4)
     start = time.perf_counter()
