@@ -11,8 +11,9 @@ import dagster as dg
 
 from llmplat_dagster.automation.autoscaling import AutoscalingCheck
 from llmplat_dagster.catalog import Catalog
+from llmplat_dagster.defs.canary import serving_requests
 from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource
-from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset
+from llmplat_dagster.evaluation.promptsets import load_promptset
 from llmplat_dagster.serving.client import ServingClient, ServingRequest
 
 
@@ -82,15 +83,7 @@ def autoscaling_defs(catalog: Catalog) -> dg.Definitions:
                 "a dry run has no replicas to count"
             )
         promptset = load_promptset(config.promptset, max_model_len=v.max_model_len, variant=v.name)
-        requests = [
-            ServingRequest(
-                prompt_id=p.id,
-                messages=tuple(fold_system_message([dict(m) for m in p.messages])),
-                max_tokens=p.max_tokens,
-                temperature=p.temperature,
-            )
-            for p in promptset.prompts
-        ]
+        requests = serving_requests(promptset.prompts, seed=None)
         with endpoints.open(v.name) as url:
             load = LoadDriver(url, v.served_name, requests, config.concurrency)
             report = AutoscalingCheck(

@@ -57,14 +57,16 @@ class Checkpoint:
         self.path.unlink(missing_ok=True)
 
 
-def _requests(prompts) -> list[ServingRequest]:
+def serving_requests(prompts, *, seed: int | None = 0, top_logprobs: int | None = None) -> list[ServingRequest]:
+    """Promptset prompts as requests; a leading system message is folded in (Mistral's template rejects it)."""
     return [
         ServingRequest(
             prompt_id=p.id,
             messages=tuple(fold_system_message([dict(m) for m in p.messages])),
             max_tokens=p.max_tokens,
             temperature=p.temperature,
-            seed=0,
+            seed=seed,
+            top_logprobs=top_logprobs,
         )
         for p in prompts
     ]
@@ -116,7 +118,7 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
             new = run_promptset(
                 url,
                 v.served_name,
-                _requests(promptset.prompts),
+                serving_requests(promptset.prompts),
                 concurrency=serving.concurrency,
                 variant=v.name,
                 skip_ids={r.prompt_id for r in done},

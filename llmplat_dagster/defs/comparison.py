@@ -14,6 +14,7 @@ import pandas as pd
 from pydantic import Field
 
 from llmplat_dagster.catalog import Catalog
+from llmplat_dagster.defs.canary import serving_requests
 from llmplat_dagster.defs.manifests import asset_key
 from llmplat_dagster.defs.provenance import provenance
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource, describe_server
@@ -118,17 +119,7 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
         promptset = load_promptset(
             config.promptset or comparison.promptset, max_model_len=limit, variant=comparison.reference
         )
-        requests = [
-            ServingRequest(
-                prompt_id=p.id,
-                messages=tuple(fold_system_message([dict(m) for m in p.messages])),
-                max_tokens=p.max_tokens,
-                temperature=p.temperature,
-                seed=comparison.seed,
-                top_logprobs=comparison.top_logprobs,
-            )
-            for p in promptset.prompts
-        ]
+        requests = serving_requests(promptset.prompts, seed=comparison.seed, top_logprobs=comparison.top_logprobs)
         frames, servers = [], {}
         for name in names:
             with endpoints.open(name) as url:

@@ -16,17 +16,17 @@ import huggingface_hub.constants as hf_constants
 import pytest
 import yaml
 from dagster_aws.s3 import S3Resource
-from moto.server import ThreadedMotoServer
 
 from llmplat_dagster.automation.hub import lookup_revisions
 from llmplat_dagster.catalog import default_catalog_path
 from llmplat_dagster.definitions import build_definitions
 from llmplat_dagster.settings import Settings
-from tests.integration.hub_standin import HubStandin, start_hub_standin
+from tests.integration.conftest import HUB_TOKEN
+from tests.integration.hub_standin import HubStandin
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-TOKEN = "hf_TestToken0123456789abcdefXYZ"
+TOKEN = HUB_TOKEN
 AWQ, FP16 = "TheBloke/Mistral-7B-Instruct-v0.2-AWQ", "mistralai/Mistral-7B-Instruct-v0.2"
 OLD, NEW = "1" * 40, "2" * 40
 FP16_SHA = "63a8b081895390a26e140280378bc85ec8bce07a"
@@ -40,14 +40,10 @@ def _hub_client(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[HubStandin]:
-    with start_hub_standin(tokens={TOKEN}) as hub:
-        yield hub
-
-
 @pytest.fixture
-def hub(server: HubStandin) -> HubStandin:
+def hub(hub_server: HubStandin) -> HubStandin:
+    server = hub_server
+    server.tokens = {TOKEN}
     server.repos.clear()
     server.requests.clear()
     server.set(AWQ, sha=OLD)
@@ -206,17 +202,6 @@ def test_four_lookups_in_one_tick_take_about_as_long_as_one(tmp_path, hub, insta
 
 
 # -- promptset sensor -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def test_a_new_promptset_version_reruns_the_canaries_against_it(tmp_path, instance, moto_endpoint, monkeypatch):

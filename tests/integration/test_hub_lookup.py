@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 
 import pytest
 from huggingface_hub import constants as hf_constants
@@ -22,14 +21,10 @@ FP16 = "mistralai/Mistral-7B-Instruct-v0.2"
 OLD, NEW = "1" * 40, "2" * 40
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[HubStandin]:
-    with start_hub_standin(tokens={TOKEN}) as hub:
-        yield hub
-
-
 @pytest.fixture
-def hub(server: HubStandin) -> HubStandin:
+def hub(hub_server: HubStandin) -> HubStandin:
+    server = hub_server
+    server.tokens = {TOKEN}
     server.repos.clear()
     server.requests.clear()
     return server

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -17,7 +16,6 @@ import dagster as dg
 import pandas as pd
 import psycopg2
 import pytest
-from moto.server import ThreadedMotoServer
 
 from llmplat_dagster.definitions import build_definitions, resources
 from llmplat_dagster.settings import Settings
@@ -27,15 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 BUCKET = "llmplat-results"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

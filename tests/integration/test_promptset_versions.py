@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterator
 
 import boto3
 import pytest
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from llmplat_dagster.automation.promptset_versions import (
     PromptsetSourceError,
@@ -21,19 +19,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 LINE = b'{"id": "a", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}\n'
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-def _client(endpoint: str, **config):
+def _client(moto_endpoint: str, **config):
     return boto3.client(
         "s3",
-        endpoint_url=endpoint,
+        endpoint_url=moto_endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
@@ -42,8 +31,8 @@ def _client(endpoint: str, **config):
 
 
 @pytest.fixture
-def s3(endpoint):
-    return _client(endpoint)
+def s3(moto_endpoint):
+    return _client(moto_endpoint)
 
 
 def _bucket(s3, versioned: bool = True) -> str:
