@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 CHUNK_ENTRIES = 1 << 22
+_BLOCK_ENTRIES = 1 << 17  # indices gathered at a time: the gathered values stay in L2
+_THREADED_ENTRIES = 1 << 23  # draws below which a drawing thread costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,12 @@ def resampled_means(
 ) -> np.ndarray:
     """Means of ``n_resamples`` bootstrap resamples of the rows of ``values`` (shape (n,) or (n, m)).
 
-    Columns share one index matrix, so m candidates cost one set of random draws. The gather buffer is
-    allocated once (``np.take`` with ``mode="clip"`` writes into it unbuffered; indices are always in range).
+    Columns share one index matrix, so m candidates cost one set of random draws. Drawing the indices and
+    gathering the values cost about the same, so for large inputs a helper thread draws the next chunk while
+    this one is gathered (numpy releases the GIL in both); the draws still come from one generator in one order,
+    so the result does not depend on chunking or threading. Each resample is gathered and summed on its own, into
+    a buffer that stays in cache (``np.take`` with ``mode="clip"`` writes into it unbuffered; indices are always
+    in range), and summed with the same pairwise summation as a whole chunk would be.
     """
     values = np.asarray(values, dtype=float)
     n = values.shape[0]
@@ -45,14 +52,33 @@ def resampled_means(
     columns = np.ascontiguousarray(values.reshape(n, -1).T)  # one contiguous row per column: fast 1-D take
     rng = np.random.default_rng(seed)
     per_chunk = min(n_resamples, max(1, chunk_entries // n))
-    gathered = np.empty((per_chunk, n))
+    starts = range(0, n_resamples, per_chunk)
+    block = max(1, min(per_chunk, _BLOCK_ENTRIES // n))
+    gathered = np.empty((block, n))
     sums = np.empty((columns.shape[0], n_resamples))
-    for start in range(0, n_resamples, per_chunk):
-        k = min(per_chunk, n_resamples - start)
-        idx = rng.integers(0, n, size=(k, n))
-        for j, column in enumerate(columns):
-            np.take(column, idx, out=gathered[:k], mode="clip")  # mode="raise" would buffer `out`
-            gathered[:k].sum(axis=1, out=sums[j, start : start + k])
+
+    def draw(start: int) -> np.ndarray:
+        return rng.integers(0, n, size=(min(per_chunk, n_resamples - start), n))
+
+    def gather(start: int, idx: np.ndarray) -> None:
+        for row in range(0, len(idx), block):
+            part = idx[row : row + block]
+            k = len(part)
+            for j, column in enumerate(columns):
+                np.take(column, part, out=gathered[:k], mode="clip")  # mode="raise" would buffer `out`
+                gathered[:k].sum(axis=1, out=sums[j, start + row : start + row + k])
+
+    if len(starts) == 1 or n * n_resamples < _THREADED_ENTRIES:
+        for start in starts:
+            gather(start, draw(start))
+    else:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(draw, starts[0])
+            for i, start in enumerate(starts):
+                idx = pending.result()
+                if i + 1 < len(starts):
+                    pending = pool.submit(draw, starts[i + 1])  # the generator is only ever used by this thread
+                gather(start, idx)
     means = sums.T / n
     return means.reshape(n_resamples, *values.shape[1:])
 

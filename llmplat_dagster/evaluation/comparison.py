@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from llmplat_dagster.evaluation.bootstrap import CI, paired_bootstrap_ci, paired_bootstrap_cis
 from llmplat_dagster.evaluation.cost import cost_per_million_output_tokens
 from llmplat_dagster.evaluation.gate import GateResult, GateRules, evaluate_gate
 from llmplat_dagster.evaluation.judge import SAME_FAMILY_NOTE
 from llmplat_dagster.evaluation.pareto import dominated_by, markdown_table, pareto_frontier, pareto_plot
-from llmplat_dagster.evaluation.quality import CODES, OK, encode_tokens, pair_outputs, per_prompt_metrics
+from llmplat_dagster.evaluation.quality import OK, encode_tokens, kl_column, metrics_frame
 from llmplat_dagster.serving.results import latency_summary
 
 REFERENCE = "mistral-7b-fp16"
@@ -93,6 +94,40 @@ def _judge_pairs(
     )
 
 
+def _encode_ok_texts(texts: pd.Series, ok_rows: np.ndarray) -> np.ndarray:
+    """:func:`encode_tokens` of the ok rows' texts (one token dictionary for every variant), as an object array."""
+    arr = pa.array(texts, type=pa.large_string(), from_pandas=True)  # no copy when the column is Arrow-backed
+    if len(ok_rows) < 0.9 * len(arr):
+        return np.fromiter(encode_tokens(arr.take(pa.array(ok_rows))), dtype=object, count=len(ok_rows))
+    # nearly every row is ok: encoding the few others too is cheaper than copying every text
+    return np.fromiter(encode_tokens(arr), dtype=object, count=len(arr))[ok_rows]
+
+
+def _has_logprobs(value: object) -> bool:
+    return value is not None and len(value) > 0  # type: ignore[arg-type]
+
+
+def _pair(
+    ref_sel: np.ndarray, cand_sel: np.ndarray, pid_codes: np.ndarray, pid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, list]]:
+    """(reference rows, candidate rows) paired on prompt id, in reference order, and the unpaired ids per side.
+
+    Same join as ``quality.pair_outputs`` (each side holds one ok row per id), on integer id codes.
+    """
+    size = int(max(pid_codes.max(initial=-1) + 1, 0))
+    slot = np.full(size, -1, dtype=np.int64)
+    slot[pid_codes[cand_sel]] = np.arange(len(cand_sel))
+    match = slot[pid_codes[ref_sel]]
+    slot[:] = -1
+    slot[pid_codes[ref_sel]] = 0
+    cand_only = cand_sel[slot[pid_codes[cand_sel]] < 0]
+    unpaired = {
+        "reference": sorted(pid[ref_sel[match < 0]].tolist(), key=str),
+        "candidate": sorted(pid[cand_only].tolist(), key=str),
+    }
+    return ref_sel[match >= 0], cand_sel[match[match >= 0]], unpaired
+
+
 def _quality_cis(
     samples: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], *, n_resamples: int, confidence: float, seed: int
 ) -> dict[str, CI]:
@@ -113,6 +148,15 @@ def _quality_cis(
     workers = max(1, min(len(samples), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
     with ThreadPoolExecutor(workers) as pool:
         return dict(zip(samples, pool.map(one, samples.values()), strict=True))
+
+
+def _with_frontier(pv: pd.DataFrame, rules: GateRules) -> pd.DataFrame:
+    """The per-variant table plus quality, p95 latency and its place on the Pareto frontier."""
+    pv["quality"] = pv["judge_mean"] if rules.metric == "judge_score" else pv[f"{rules.metric}_mean"]
+    pv["p95_latency_s"] = pv["e2e_s_p95"]
+    pv["on_frontier"] = pareto_frontier(pv)
+    pv["dominated_by"] = dominated_by(pv)
+    return pv
 
 
 def _delta_text(row: pd.Series) -> str:
@@ -189,36 +233,52 @@ def compare(
     if not (rows["variant"] == reference).any():
         raise ValueError(f"no rows for the reference variant {reference!r}")
     variants = [reference, *candidates]
-    rows = rows[rows["variant"].isin(variants)]
-    ok_mask = (rows["status"] == OK).to_numpy() & ~rows.duplicated(["variant", "prompt_id"]).to_numpy()
-    ok = pd.DataFrame(
-        {
-            "variant": rows["variant"].to_numpy(dtype=object)[ok_mask],
-            "prompt_id": rows["prompt_id"].to_numpy(dtype=object)[ok_mask],
-            "status": OK,
-            "top_logprobs": rows["top_logprobs"].to_numpy(dtype=object)[ok_mask] if "top_logprobs" in rows else None,
-        }
-    )
-    # one shared token dictionary for every variant; object dtype, since Arrow-backed str columns iterate slowly
-    ok[CODES] = pd.Series(encode_tokens(rows["output_text"][ok_mask]), dtype=object)
-    by_variant = dict(tuple(ok.groupby("variant", sort=False)))
-    ref_ok = by_variant[reference] if reference in by_variant else ok.iloc[:0]
-    latency_rows = rows.reindex(columns=["variant", "status", *_LATENCY])
-
+    # integer codes for variants and prompt ids: masks, dedupe and pairing are then numpy work, not string hashing
+    first = {v: i for i, v in reversed(list(enumerate(variants)))}
+    v_codes, v_names = pd.factorize(rows["variant"])
+    vcode = np.append(np.array([first.get(v, -1) for v in v_names], dtype=np.int64), -1)[v_codes]
+    if not (vcode >= 0).all():
+        keep = vcode >= 0
+        rows, vcode = rows[keep], vcode[keep]
+    pcode, pid_names = pd.factorize(rows["prompt_id"], use_na_sentinel=False)
     per_prompt, records, samples, unpaired = [], [], {}, {}
+    first_row = ~pd.Series(vcode * max(len(pid_names), 1) + pcode).duplicated().to_numpy()
+    ok_rows = np.flatnonzero((rows["status"] == OK).to_numpy(dtype=bool, na_value=False) & first_row)
+    v_ok, p_ok = vcode[ok_rows], pcode[ok_rows]
+    # Tokenising is the longest step and runs in Arrow threads without the GIL, so it starts first and the
+    # pairing, KL (Python loops over logprob dicts), latency and judge summaries run meanwhile.
+    with ThreadPoolExecutor(1) as pool:
+        encoding = pool.submit(_encode_ok_texts, rows["output_text"], ok_rows)
+        pid_ok = rows["prompt_id"].to_numpy(dtype=object)[ok_rows]
+        lp_ok = (
+            rows["top_logprobs"].to_numpy(dtype=object)[ok_rows]
+            if "top_logprobs" in rows
+            else np.full(len(ok_rows), None, dtype=object)
+        )
+        ref_sel = np.flatnonzero(v_ok == 0)
+        pairs, kls = {}, {}
+        for variant in variants[1:]:
+            if variant != reference and variant not in pairs:
+                ref_at, cand_at, unpaired[variant] = _pair(
+                    ref_sel, np.flatnonzero(v_ok == first[variant]), p_ok, pid_ok
+                )
+                pairs[variant] = ref_at, cand_at
+                kls[variant] = kl_column(lp_ok[ref_at], lp_ok[cand_at])
+        latency_rows = rows.reindex(columns=["variant", "status", *_LATENCY])
+        measured = {
+            v: _judge(judge_scores, v) | _latency(latency_rows.iloc[np.flatnonzero(vcode == first[v])]) for v in first
+        }
+        codes_ok = encoding.result()
+
     prices = prices or {}
     for variant in variants:
         record = {"variant": variant, "role": "reference" if variant == reference else "candidate"}
         if variant == reference:
-            kl = 0.0 if ref_ok["top_logprobs"].map(lambda v: v is not None and len(v) > 0).any() else math.nan
-            record |= {"n": len(ref_ok), "unpaired": 0, **_SELF, "kl_mean": kl}
+            kl = 0.0 if any(_has_logprobs(v) for v in lp_ok[ref_sel[pd.notna(lp_ok[ref_sel])]]) else math.nan
+            record |= {"n": len(ref_sel), "unpaired": 0, **_SELF, "kl_mean": kl}
         else:
-            paired = pair_outputs(ref_ok, by_variant.get(variant, ref_ok.iloc[:0]))
-            unpaired[variant] = {
-                "reference": paired.attrs["unpaired_reference"],
-                "candidate": paired.attrs["unpaired_candidate"],
-            }
-            metrics = per_prompt_metrics(paired)
+            ref_at, cand_at = pairs[variant]
+            metrics = metrics_frame(pid_ok[ref_at], codes_ok[ref_at].tolist(), codes_ok[cand_at].tolist(), kls[variant])
             per_prompt.append(metrics.assign(variant=variant))
             record |= {"n": len(metrics), "unpaired": sum(map(len, unpaired[variant].values()))}
             record |= {
@@ -228,32 +288,14 @@ def compare(
                 samples[variant] = _judge_pairs(judge_scores, reference, variant)
             else:
                 values = metrics[rules.metric].to_numpy(dtype=float)
-                samples[variant] = (metrics["prompt_id"].to_numpy(dtype=object), values, np.ones_like(values))
-        record |= _judge(judge_scores, variant)
-        record |= _latency(latency_rows[latency_rows["variant"] == variant])
+                samples[variant] = (p_ok[ref_at], values, np.ones_like(values))  # ids as codes: same prompts?
+        record |= measured[variant]
         record["price_per_hour"] = float(prices.get(variant, math.nan))
         record["cost_per_mtok"] = cost_per_million_output_tokens(
             record["output_token_throughput"], record["price_per_hour"]
         )
         records.append(record)
 
-    cis = _quality_cis(samples, n_resamples=n_resamples, confidence=confidence, seed=seed)
-    cis[reference] = CI(0.0, 0.0, 0.0, len(ref_ok), confidence, 0)
-    gates = {
-        r["variant"]: evaluate_gate(cis[r["variant"]], r["judge_parse_failure_rate"], rules)
-        for r in records
-        if r["variant"] != reference
-    }
-    for r in records:
-        ci = cis[r["variant"]]
-        r |= {"quality_delta": ci.delta, "quality_delta_ci_low": ci.low, "quality_delta_ci_high": ci.high}
-    pv = pd.DataFrame.from_records(records)
-    pv["quality"] = pv["judge_mean"] if rules.metric == "judge_score" else pv[f"{rules.metric}_mean"]
-    pv["p95_latency_s"] = pv["e2e_s_p95"]
-    pv["on_frontier"] = pareto_frontier(pv)
-    pv["dominated_by"] = dominated_by(pv)
-    pv["gate_passed"] = pv["variant"].map(lambda v: gates[v].passed if v in gates else None).astype(object)
-    pv["gate_tripped"] = pv["variant"].map(lambda v: list(gates[v].tripped) if v in gates else [])
     cols = [
         "variant",
         "prompt_id",
@@ -265,7 +307,24 @@ def compare(
         "ref_tokens",
         "cand_tokens",
     ]
+    png = pareto_plot(
+        _with_frontier(pd.DataFrame.from_records(records), rules),
+        measured_against=measured_against,
+        quality_label=f"quality ({rules.metric}, mean)",
+    )
     pp = pd.concat(per_prompt, ignore_index=True)[cols] if per_prompt else pd.DataFrame(columns=cols)
+    cis = _quality_cis(samples, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    cis[reference] = CI(0.0, 0.0, 0.0, len(ref_sel), confidence, 0)
+    gates = {
+        r["variant"]: evaluate_gate(cis[r["variant"]], r["judge_parse_failure_rate"], rules)
+        for r in records
+        if r["variant"] != reference
+    }
+    for r in records:
+        ci = cis[r["variant"]]
+        r |= {"quality_delta": ci.delta, "quality_delta_ci_low": ci.low, "quality_delta_ci_high": ci.high}
+    pv = _with_frontier(pd.DataFrame.from_records(records), rules)
+    pv["gate_passed"] = pv["variant"].map(lambda v: gates[v].passed if v in gates else None).astype(object)
+    pv["gate_tripped"] = pv["variant"].map(lambda v: list(gates[v].tripped) if v in gates else [])
     markdown = _markdown(pv, gates, rules, measured_against, unpaired, confidence)
-    png = pareto_plot(pv, measured_against=measured_against, quality_label=f"quality ({rules.metric}, mean)")
     return ComparisonReport(pp, pv, gates, markdown, png, measured_against, unpaired)

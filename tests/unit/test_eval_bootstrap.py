@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from llmplat_dagster.evaluation import bootstrap
 from llmplat_dagster.evaluation.bootstrap import (
     bootstrap_mean_ci,
     paired_bootstrap_ci,
@@ -103,3 +104,20 @@ def test_coverage_of_a_known_delta_is_near_nominal(make, truth):
             ci = bootstrap_mean_ci(rng.exponential(truth, size=200), n_resamples=500, seed=rep)
         hits += ci.low <= truth <= ci.high
     assert 0.90 <= hits / 200 <= 0.99
+
+
+@pytest.mark.parametrize(("n", "chunk_entries"), [(1001, 5_000), (2_000, 1 << 22), (3, 7)])
+def test_drawing_thread_and_cache_blocks_do_not_change_the_means(monkeypatch, n, chunk_entries):
+    values = np.random.default_rng(n).normal(size=(n, 2))
+    monkeypatch.setattr(bootstrap, "_THREADED_ENTRIES", 1 << 62)  # serial
+    monkeypatch.setattr(bootstrap, "_BLOCK_ENTRIES", 1 << 62)  # one block per chunk
+    serial = resampled_means(values, n_resamples=97, seed=8, chunk_entries=chunk_entries)
+    monkeypatch.setattr(bootstrap, "_THREADED_ENTRIES", 0)  # drawing thread
+    monkeypatch.setattr(bootstrap, "_BLOCK_ENTRIES", 1)  # one resample per block
+    np.testing.assert_array_equal(resampled_means(values, n_resamples=97, seed=8, chunk_entries=chunk_entries), serial)
+
+
+def test_means_equal_a_plain_gather_with_the_same_draws():
+    values = np.random.default_rng(3).exponential(size=500)
+    idx = np.random.default_rng(6).integers(0, 500, size=(40, 500))
+    np.testing.assert_array_equal(resampled_means(values, n_resamples=40, seed=6), values[idx].sum(axis=1) / 500)

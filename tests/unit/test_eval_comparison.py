@@ -189,3 +189,47 @@ def test_more_noise_lowers_quality_and_widens_the_gap(sim_reports):
     assert all(awq[n]["kl_mean"] > 0 for n in awq)
     assert sim_reports[0.01].gates[AWQ].passed and not sim_reports[0.2].gates[AWQ].passed
     assert awq[0.2]["quality_delta_ci_high"] < awq[0.01]["quality_delta_ci_low"]  # the intervals separate
+
+
+def test_per_prompt_rows_equal_pairing_and_metrics_done_one_candidate_at_a_time():
+    """compare() pairs on integer id codes and encodes every text in one call; the same as the public pieces."""
+    from llmplat_dagster.evaluation.quality import pair_outputs, per_prompt_metrics
+
+    rng = np.random.default_rng(12)
+    words = np.array(["the", "cache", "is", "warm", ".", ",", "KV", "blocks", "évict", "!"])
+    frames = []
+    for variant in (REF, AWQ, LORA, "mistral-7b-judge"):
+        n = 80
+        ids = [f"p{i}" for i in rng.integers(0, 60, size=n)]  # repeats: retries, and ids on one side only
+        texts = [" ".join(rng.choice(words, size=rng.integers(0, 12))) for _ in range(n)]
+        lps = [[{"a": -0.1, "b": -2.5}, {"b": -0.2, "a": -1.9}] if rng.random() < 0.3 else None for _ in range(n)]
+        frame = pd.DataFrame(
+            {
+                "prompt_id": ids,
+                "variant": variant,
+                "status": rng.choice(["ok", "ok", "ok", "error"], size=n),
+                "output_text": texts,
+                "ttft_s": 0.1,
+                "tpot_s": 0.02,
+                "e2e_s": 2.0,
+                "output_tokens": 100,
+                "prompt_tokens": 20,
+                "started_s": np.arange(n, dtype=float),
+                "top_logprobs": lps,
+            }
+        )
+        frames.append(frame)
+    rows = pd.concat(frames, ignore_index=True)
+    report = compare(rows, n_resamples=50, measured_against="x")
+
+    kept = rows[rows["variant"].isin([REF, AWQ, LORA])]
+    ok = kept[(kept["status"] == "ok").to_numpy() & ~kept.duplicated(["variant", "prompt_id"]).to_numpy()]
+    for cand in (AWQ, LORA):
+        paired = pair_outputs(ok[ok["variant"] == REF], ok[ok["variant"] == cand])
+        expected = per_prompt_metrics(paired)
+        got = report.per_prompt[report.per_prompt["variant"] == cand].drop(columns="variant")
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), expected[got.columns].reset_index(drop=True))
+        assert report.unpaired[cand] == {
+            "reference": paired.attrs["unpaired_reference"],
+            "candidate": paired.attrs["unpaired_candidate"],
+        }

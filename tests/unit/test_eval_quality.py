@@ -193,3 +193,92 @@ def test_per_prompt_metrics_on_nothing():
     )
     out = per_prompt_metrics(empty)
     assert len(out) == 0 and {"exact_match", "similarity", "kl_divergence"} <= set(out.columns)
+
+
+# --- the word-level tokeniser, the index join and the KL row mask against straightforward references ------------
+
+
+def _whole_text_tokens(texts: list[str | None]) -> list[list[str]]:
+    """The definition: every punctuation character spaced out over the whole text, then an ASCII-whitespace split."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pc.fill_null(pa.array(texts, type=pa.large_string()), "")
+    spaced = pc.replace_substring_regex(arr, quality.PUNCT_RE, r" \1 ")
+    return [[t for t in row if t] for row in pc.ascii_split_whitespace(spaced).to_pylist()]
+
+
+def test_word_level_tokenising_equals_tokenising_whole_texts():
+    rng = random.Random(11)
+    alphabet = "ab Z9_.,;!?'\"()-\n\t\v\f\r" + "é\u00a0\u2028\u3000—×\u0301日本" + "\x00\x1c\x1f"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(400)] + [None, ""]
+    assert tokenize(texts) == _whole_text_tokens(texts)
+
+
+def test_chunked_arrow_input_and_parts_keep_order_and_codes(monkeypatch):
+    import pyarrow as pa
+
+    texts = [f"t{i % 17}. x{i % 5}, {'y' * (i % 3)}" for i in range(500)] + [None, "  ", "last!"]
+    expected_tokens = tokenize(texts)
+    expected_codes = encode_tokens(texts)
+    monkeypatch.setattr(quality, "_PARALLEL_TEXTS", 40)
+    monkeypatch.setattr(quality, "_PART_TEXTS", 60)
+    chunked = pa.chunked_array([pa.array(texts[:123], pa.large_string()), pa.array(texts[123:], pa.large_string())])
+    assert tokenize(chunked) == expected_tokens
+    assert encode_tokens(chunked) == expected_codes  # same code numbering as one serial pass
+    assert encode_tokens(pd.Series(texts, dtype="str")) == expected_codes
+
+
+def test_pair_outputs_equals_a_merge():
+    rng = random.Random(5)
+    ids = [f"p{rng.randint(0, 60)}" for _ in range(120)]
+
+    def frame(seed: int) -> pd.DataFrame:
+        r = random.Random(seed)
+        n = len(ids)
+        return pd.DataFrame(
+            {
+                "prompt_id": [ids[r.randrange(n)] for _ in range(n)],
+                "status": [r.choice(["ok", "ok", "ok", "error"]) for _ in range(n)],
+                "output_text": [f"text {r.random():.3f}" for _ in range(n)],
+                "top_logprobs": [None] * n,
+            }
+        )
+
+    ref, cand = frame(1), frame(2)
+    got = pair_outputs(ref, cand)
+    ref_ok = ref[ref["status"] == "ok"].drop_duplicates("prompt_id")
+    cand_ok = cand[cand["status"] == "ok"].drop_duplicates("prompt_id")
+    keep = ["prompt_id", "output_text", "top_logprobs"]
+    expected = ref_ok[keep].merge(cand_ok[keep], on="prompt_id", how="inner", suffixes=("_ref", "_cand"))
+    pd.testing.assert_frame_equal(got, expected.reset_index(drop=True))
+    assert got.attrs["unpaired_reference"] == sorted(set(ref_ok["prompt_id"]) - set(cand_ok["prompt_id"]))
+    assert got.attrs["unpaired_candidate"] == sorted(set(cand_ok["prompt_id"]) - set(ref_ok["prompt_id"]))
+
+
+def test_kl_column_takes_series_lists_and_rows_of_equal_length():
+    lp = [{"a": L(0.6), "b": L(0.4)}]
+    other = [{"a": L(0.5), "b": L(0.5)}]
+    expected = _kl([0.6, 0.4], [0.5, 0.5])
+    # equal-length lists must stay one object per row (np.asarray would build a 2-D array of dicts)
+    for ref, cand in (([lp, lp], [other, other]), (pd.Series([lp, lp]), pd.Series([other, other]))):
+        np.testing.assert_allclose(kl_column(ref, cand), [expected, expected])
+    assert np.isnan(kl_column([None, float("nan"), []], [lp, lp, lp])).all()
+    with pytest.raises(ValueError):
+        kl_column([lp], [lp, lp])
+
+
+@pytest.mark.parametrize(
+    "lp",
+    [
+        {"a": -1.0, "b": -0.5, "c": -0.5},
+        {"a": -0.5, "b": -0.5},
+        {"a": 0.0, "b": -1.0},
+        {"a": math.nan, "b": 0.0},
+        {"a": 0.0, "b": math.nan, "c": 1.0},
+        {"a": 1.0, "b": math.nan, "c": 0.5},
+        {"a": -math.inf, "b": -math.inf},
+    ],
+)
+def test_argmax_is_max_by_value_first_of_equals(lp):
+    assert quality._argmax(lp) == max(lp, key=lp.__getitem__)
