@@ -52,7 +52,12 @@ def resources(settings: Settings) -> dict[str, object]:
             **shared,
             "cluster": ClusterResource(mode="kubernetes", in_cluster=True),
             "endpoints": EndpointsResource(mode="service-dns"),
-            "serving": ServingResource(checkpoint_dir=str(state / "checkpoints")),
+            # Checkpoints next to the results in S3: a replacement run pod resumes what a killed one wrote.
+            "serving": ServingResource(
+                checkpoint_dir=f"{settings.results_uri.rstrip('/')}/checkpoints"
+                if settings.results_uri
+                else str(state / "checkpoints")
+            ),
             "parquet_io_manager": ParquetIOManager(
                 base_uri=settings.results_uri or dg.EnvVar("LLMPLAT_RESULTS_URI"),
                 s3=S3Resource(region_name=dg.EnvVar("AWS_REGION")),

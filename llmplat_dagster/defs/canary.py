@@ -4,20 +4,17 @@ Rows are checkpointed as they finish, so a run cut short (spot preemption of the
 resumes from what was already written instead of starting over.
 """
 
-import json
-from dataclasses import asdict
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 
 from llmplat_dagster.catalog import Catalog, VariantSpec
+from llmplat_dagster.defs.checkpoint import Checkpoint
 from llmplat_dagster.defs.manifests import asset_key
 from llmplat_dagster.defs.provenance import provenance
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource, describe_server
 from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset
 from llmplat_dagster.serving.client import Progress, ServingRequest, run_promptset
-from llmplat_dagster.serving.results import RequestResult, latency_summary, results_frame
+from llmplat_dagster.serving.results import latency_summary, results_frame
 
 PREVIEW_COLUMNS = ["prompt_id", "status", "ttft_s", "tpot_s", "e2e_s", "output_tokens", "error", "output_text"]
 
@@ -26,35 +23,6 @@ class CanaryConfig(dg.Config):
     """Run-time promptset override (the promptset sensor points a run at a new S3 version)."""
 
     promptset: str | None = None
-
-
-class Checkpoint:
-    """Append-only JSON lines of finished rows, keyed by variant and promptset version."""
-
-    def __init__(self, root: Path, variant: str, promptset_version: str) -> None:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in promptset_version)[:64]
-        self.path = root / variant / f"canary-{safe}.jsonl"
-
-    def ok_rows(self) -> list[RequestResult]:
-        if not self.path.exists():
-            return []
-        rows = []
-        for line in self.path.read_text().splitlines():
-            try:
-                row = RequestResult(**json.loads(line))
-            except (ValueError, TypeError):
-                continue  # a line cut by the kill that interrupted the run
-            if row.ok:
-                rows.append(row)
-        return rows
-
-    def append(self, row: RequestResult) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(asdict(row)) + "\n")
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
 
 
 def serving_requests(prompts, *, seed: int | None = 0, top_logprobs: int | None = None) -> list[ServingRequest]:
@@ -105,10 +73,10 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
         for issue in promptset.issues:
             context.log.warning(f"skipped: {issue}")
         night = context.partition_key if context.has_partition_key else "unpartitioned"
-        checkpoint = Checkpoint(Path(serving.checkpoint_dir), v.name, f"{night}-{promptset.version}")
+        checkpoint = Checkpoint(serving.checkpoint_dir, v.name, f"{night}-{promptset.version}")
         done = checkpoint.ok_rows()
         if done:
-            context.log.info(f"resuming: {len(done)} rows already written in {checkpoint.path}")
+            context.log.info(f"resuming: {len(done)} rows already written in {checkpoint.location}")
 
         def progress(p: Progress) -> None:
             context.log.info(f"{v.name}: {p.done}/{p.total} requests ({p.errors} failed), {p.requests_per_s:.1f} req/s")
@@ -140,9 +108,9 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
             raise dg.Failure(
                 description=(
                     f"{v.name}: {errors}/{len(frame)} canary requests failed (first: {first}); "
-                    f"{len(frame) - errors} good rows are kept in {checkpoint.path} and a re-run resumes from them"
+                    f"{len(frame) - errors} good rows are kept in {checkpoint.location} and a re-run resumes from them"
                 ),
-                metadata={"error_rate": error_rate, "checkpoint": str(checkpoint.path)},
+                metadata={"error_rate": error_rate, "checkpoint": checkpoint.location},
             )
         checkpoint.clear()
         source = provenance(context.instance, catalog, v.name)
