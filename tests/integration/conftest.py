@@ -29,3 +29,20 @@ def hub_server() -> Iterator[HubStandin]:
     """The Hub stand-in; it accepts HUB_TOKEN. Reset its repos and requests per test (see the `hub` fixtures)."""
     with start_hub_standin(tokens={HUB_TOKEN}) as hub:
         yield hub
+
+
+@pytest.fixture
+def moto_s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch):
+    """An S3 client for moto, with the environment pointed at it so the code's own default clients agree."""
+    import boto3
+
+    for key, value in {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")

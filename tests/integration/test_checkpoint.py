@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from llmplat_dagster.defs.checkpoint import Checkpoint
@@ -17,17 +16,9 @@ def _rows() -> list[RequestResult]:
 
 
 @pytest.fixture
-def s3(moto_endpoint, monkeypatch):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    client = boto3.client("s3")
-    client.create_bucket(Bucket="results")
-    return client
+def s3(moto_s3):
+    moto_s3.create_bucket(Bucket="results")
+    return moto_s3
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])

@@ -11,7 +11,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import boto3
 import dagster as dg
 import pandas as pd
 import psycopg2
@@ -28,20 +27,10 @@ BUCKET = "llmplat-results"
 
 
 @pytest.fixture
-def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch):
-    for key, value in {
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
-    if BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
-        client.create_bucket(Bucket=BUCKET)
-    return client
+def s3(moto_s3):
+    if BUCKET not in [b["Name"] for b in moto_s3.list_buckets()["Buckets"]]:
+        moto_s3.create_bucket(Bucket=BUCKET)
+    return moto_s3
 
 
 @pytest.fixture

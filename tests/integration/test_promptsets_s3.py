@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 from llmplat_dagster.evaluation.promptsets import PromptsetError, load_promptset
@@ -14,21 +13,12 @@ BUCKET = "llm-promptsets"
 
 
 @pytest.fixture
-def s3(moto_endpoint, monkeypatch):
-    """A client for moto, and the same moto_endpoint and fake credentials for the loader's default client."""
-    for key, value in {
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
-    if BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
-        client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return client
+def s3(moto_s3):
+    """A client for moto, and the same endpoint and fake credentials for the loader's default client."""
+    if BUCKET not in [b["Name"] for b in moto_s3.list_buckets()["Buckets"]]:
+        moto_s3.create_bucket(Bucket=BUCKET)
+        moto_s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return moto_s3
 
 
 def _line(pid: str, max_tokens: int = 64) -> str:
