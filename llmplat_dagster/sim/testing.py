@@ -68,6 +68,31 @@ def _config(argv: list[str] | None, options: dict) -> SimConfig:
     return dataclasses.replace(base, **options)
 
 
+def loopback_socket() -> socket.socket:
+    """A socket bound to 127.0.0.1 on a free port, so the port is known before the app is built."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def serve_in_thread(
+    app, sock: socket.socket, *, name: str, startup_timeout: float = 10.0, graceful_s: int = 2
+) -> tuple[uvicorn.Server, threading.Thread]:
+    """Run an ASGI app with uvicorn on `sock` in a daemon thread; return once it accepts connections."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=graceful_s)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=name)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.005)
+    return server, thread
+
+
 @contextlib.contextmanager
 def start_sim(argv: list[str] | None = None, *, startup_timeout: float = 10.0, **options) -> Iterator[RunningSim]:
     """Serve a simulator on 127.0.0.1:<free port> for the duration of the ``with`` block.
@@ -76,21 +101,12 @@ def start_sim(argv: list[str] | None = None, *, startup_timeout: float = 10.0, *
     ``--sim-exit-after`` stops this server (the listening socket closes, later connects are refused).
     """
     config = _config(argv, options)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     port = sock.getsockname()[1]
     config = dataclasses.replace(config, host="127.0.0.1", port=port)
     app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2))
+    server, thread = serve_in_thread(app, sock, name=f"sim-{port}", startup_timeout=startup_timeout)
     app.state.sim.on_exhausted = lambda: setattr(server, "should_exit", True)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"sim-{port}")
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("simulator did not start")
-        time.sleep(0.005)
     running = RunningSim(f"http://127.0.0.1:{port}", app, server, thread)
     try:
         yield running

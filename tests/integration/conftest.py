@@ -32,6 +32,15 @@ def hub_server() -> Iterator[HubStandin]:
 
 
 @pytest.fixture
+def hub(hub_server: HubStandin) -> HubStandin:
+    """The session's Hub stand-in, emptied, accepting HUB_TOKEN."""
+    hub_server.tokens = {HUB_TOKEN}
+    hub_server.repos.clear()
+    hub_server.requests.clear()
+    return hub_server
+
+
+@pytest.fixture
 def moto_s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch):
     """An S3 client for moto, with the environment pointed at it so the code's own default clients agree."""
     import boto3

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from llmplat_dagster.sim.testing import loopback_socket, serve_in_thread
 
 
 @dataclass
@@ -125,20 +124,10 @@ def create_app(hub: HubStandin) -> Starlette:
 def start_hub_standin(tokens: set[str] | None = None, startup_timeout: float = 10.0) -> Iterator[HubStandin]:
     """Serve the stand-in on 127.0.0.1:<free port> for the duration of the ``with`` block."""
     hub = HubStandin(tokens=set(tokens or ()))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     port = sock.getsockname()[1]
     hub.endpoint = f"http://127.0.0.1:{port}"
-    config = uvicorn.Config(create_app(hub), log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"hub-{port}")
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("hub stand-in did not start")
-        time.sleep(0.005)
+    server, thread = serve_in_thread(create_app(hub), sock, name=f"hub-{port}", startup_timeout=startup_timeout)
     try:
         yield hub
     finally:

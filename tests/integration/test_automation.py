@@ -41,14 +41,11 @@ def _hub_client(monkeypatch):
 
 
 @pytest.fixture
-def hub(hub_server: HubStandin) -> HubStandin:
-    server = hub_server
-    server.tokens = {TOKEN}
-    server.repos.clear()
-    server.requests.clear()
-    server.set(AWQ, sha=OLD)
-    server.set(FP16, sha=FP16_SHA)
-    return server
+def hub(hub: HubStandin) -> HubStandin:
+    """The shared stand-in (tests/integration/conftest.py) serving the catalog's two base models."""
+    hub.set(AWQ, sha=OLD)
+    hub.set(FP16, sha=FP16_SHA)
+    return hub
 
 
 @pytest.fixture

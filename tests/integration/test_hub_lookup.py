@@ -11,23 +11,15 @@ from huggingface_hub import constants as hf_constants
 from llmplat_dagster.automation.hub import lookup_revisions, tracked_repos
 from llmplat_dagster.automation.revisions import cursor_key, plan_revision_tick
 from llmplat_dagster.catalog import load_catalog
+from tests.integration.conftest import HUB_TOKEN
 from tests.integration.hub_standin import HubStandin, start_hub_standin
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
-TOKEN = "hf_SecretTokenValue0123456789abcdef"
+TOKEN = HUB_TOKEN
 AWQ = "TheBloke/Mistral-7B-Instruct-v0.2-AWQ"
 FP16 = "mistralai/Mistral-7B-Instruct-v0.2"
 OLD, NEW = "1" * 40, "2" * 40
-
-
-@pytest.fixture
-def hub(hub_server: HubStandin) -> HubStandin:
-    server = hub_server
-    server.tokens = {TOKEN}
-    server.repos.clear()
-    server.requests.clear()
-    return server
 
 
 @pytest.fixture(autouse=True)
