@@ -6,11 +6,12 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from llmplat_dagster.catalog import load_catalog
-from llmplat_dagster.defs.automation import automation_defs, daily_partitions
+from llmplat_dagster.defs.automation import automation_defs
 from llmplat_dagster.defs.autoscaling import autoscaling_defs
 from llmplat_dagster.defs.canary import canary_defs
 from llmplat_dagster.defs.comparison import ComparisonResource, comparison_defs
 from llmplat_dagster.defs.io import ParquetIOManager
+from llmplat_dagster.defs.keys import PREFIX, STAGES, daily_partitions
 from llmplat_dagster.defs.manifests import manifests_defs
 from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource, ServingResource
 from llmplat_dagster.defs.rollout import rollout_defs
@@ -18,13 +19,10 @@ from llmplat_dagster.defs.trend import trend_defs
 from llmplat_dagster.k8s.validate import CrdSchemas
 from llmplat_dagster.settings import Settings
 
-PREFIX = ["llm_baseline"]
-
 
 def jobs() -> list[dg.UnresolvedAssetJobDefinition]:
-    everything = dg.AssetSelection.key_prefixes(PREFIX)
-    stages = ("manifests", "deployment", "readiness", "canary")
-    by_stage = {stage: dg.AssetSelection.key_substring(f"/{stage}") & everything for stage in stages}
+    everything = dg.AssetSelection.key_prefixes([PREFIX])
+    by_stage = {stage: dg.AssetSelection.key_substring(f"/{stage}") & everything for stage in STAGES}
     rollout = by_stage["manifests"] | by_stage["deployment"] | by_stage["readiness"]
     return [
         dg.define_asset_job("manifests_job", selection=by_stage["manifests"], description="Render and schema-check."),

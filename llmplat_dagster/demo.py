@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 
 from llmplat_dagster.definitions import build_definitions
-from llmplat_dagster.defs.automation import night_of
+from llmplat_dagster.defs.keys import AB, COMPARISON, asset_key, night_of
 from llmplat_dagster.settings import Settings
 
 # The simulator at 1/20 of a T4's latencies keeps the demo well under two minutes on two cores.
@@ -41,7 +41,7 @@ def summarize(result: dg.ExecuteInProcessResult, variants: list[str]) -> list[di
         checks.setdefault(e.asset_key.path[1], []).append(e)
     rows = []
     for name in variants:
-        canary = mats.get(f"llm_baseline/{name}/canary", {})
+        canary = mats.get(asset_key(name, "canary").to_user_string(), {})
         golden = [e for e in checks.get(name, []) if e.asset_key.path[-1] == "readiness"]
 
         def val(k: str, canary=canary):
@@ -50,7 +50,7 @@ def summarize(result: dg.ExecuteInProcessResult, variants: list[str]) -> list[di
         rows.append(
             {
                 "variant": name,
-                "ready": f"llm_baseline/{name}/readiness" in mats,
+                "ready": asset_key(name, "readiness").to_user_string() in mats,
                 "golden": f"{sum(e.passed for e in golden)}/{len(golden)}",
                 "ttft_p50": val("ttft_s_p50"),
                 "ttft_p95": val("ttft_s_p95"),
@@ -100,11 +100,11 @@ def run_demo(settings: Settings | None = None, out=sys.stdout, manifests: Path =
         )
     print("latencies are the simulator's (time scale 0.05), not a GPU's", file=out)
     mats = {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()}
-    comparison = mats.get("llm_baseline/quant_quality_comparison")
+    comparison = mats.get(COMPARISON.to_user_string())
     if comparison:
         print("\nquantization-quality comparison (quant-sensitivity promptset, judged by mistral-7b-judge):", file=out)
         print(comparison["report"].value, file=out)
-    ab = mats.get("llm_baseline/lora_ab_experiment")
+    ab = mats.get(AB.to_user_string())
     if ab:
         m = {k: v.value for k, v in ab.items()}
         print(

@@ -6,8 +6,6 @@ its answers into Dagster run requests, skip reasons and cursors.
 
 import datetime as dt
 import json
-from collections.abc import Iterable
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -17,26 +15,9 @@ from llmplat_dagster.automation.hub import lookup_revisions, tracked_repos
 from llmplat_dagster.automation.promptset_versions import PromptsetSourceError, list_promptset_versions, new_versions
 from llmplat_dagster.automation.revisions import plan_revision_tick, run_key, run_tags
 from llmplat_dagster.catalog import Catalog
-from llmplat_dagster.defs.comparison import AB, COMPARISON, RESPONSES, ComparisonResource
-from llmplat_dagster.defs.manifests import asset_key
-from llmplat_dagster.defs.trend import TREND
+from llmplat_dagster.defs.comparison import ComparisonResource
+from llmplat_dagster.defs.keys import EVALUATION, PREFIX, RESPONSES, TREND, asset_key, night_of, op_name, variant_keys
 from llmplat_dagster.settings import Settings
-
-PARTITIONS_START = "2026-11-01"
-EVALUATION = [RESPONSES, COMPARISON, AB]
-
-
-def daily_partitions(timezone: str) -> dg.DailyPartitionsDefinition:
-    """One partition per night; `end_offset=1` so tonight's run writes tonight's date, not yesterday's."""
-    return dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone=timezone, end_offset=1)
-
-
-def night_of(moment: dt.datetime, timezone: str) -> str:
-    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d")
-
-
-def rollout_keys(variants: Iterable[str]) -> list[dg.AssetKey]:
-    return [asset_key(v, s) for v in variants for s in ("manifests", "deployment", "readiness", "canary")]
 
 
 def _evaluated_variants() -> set[str]:
@@ -60,7 +41,7 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
     )
     revision_job = dg.define_asset_job(
         "revision_rollout_job",
-        selection=dg.AssetSelection.key_prefixes(["llm_baseline"]),
+        selection=dg.AssetSelection.key_prefixes([PREFIX]),
         description="Re-roll and re-evaluate the variants whose upstream model revision moved (sensor-driven).",
     )
 
@@ -94,7 +75,7 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
         if not plan.changes:
             reason = "; ".join(plan.skipped) if plan.skipped else "no tracked revision moved"
             return dg.SkipReason(("all look-ups failed: " if plan.all_failed else "") + reason)
-        selection = rollout_keys(plan.variants)
+        selection = variant_keys(plan.variants)
         if set(plan.variants) & _evaluated_variants():
             selection += [*EVALUATION, TREND]
         pins: dict[str, dict] = {}
@@ -102,9 +83,7 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
             pins.setdefault(v, {})["revision"] = sha
         for v, adapters in plan.adapter_revisions.items():
             pins.setdefault(v, {})["adapter_revisions"] = adapters
-        run_config = {
-            "ops": {f"llm_baseline__{catalog.variant(v).group_name}__manifests": {"config": c} for v, c in pins.items()}
-        }
+        run_config = {"ops": {op_name(asset_key(v, "manifests")): {"config": c} for v, c in pins.items()}}
         return dg.RunRequest(
             run_key=run_key(plan.changes),
             asset_selection=selection,
@@ -138,12 +117,10 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
             uri = f"s3://{bucket}/{version.key}"
             if version.name == ComparisonResource().promptset:
                 selection = [*EVALUATION, TREND]
-                ops = {"llm_baseline__quant_sensitivity_responses": {"config": {"promptset": uri}}}
+                ops = {op_name(RESPONSES): {"config": {"promptset": uri}}}
             else:
                 selection = [asset_key(v, "canary") for v in catalog.names]
-                ops = {
-                    f"llm_baseline__{v.group_name}__canary": {"config": {"promptset": uri}} for v in catalog.variants
-                }
+                ops = {op_name(asset_key(v, "canary")): {"config": {"promptset": uri}} for v in catalog.names}
             requests.append(
                 dg.RunRequest(
                     run_key=f"promptset-{version.token}",

@@ -9,7 +9,7 @@ import pandas as pd
 
 from llmplat_dagster.catalog import Catalog, VariantSpec
 from llmplat_dagster.defs.checkpoint import Checkpoint
-from llmplat_dagster.defs.manifests import asset_key
+from llmplat_dagster.defs.keys import asset_key
 from llmplat_dagster.defs.provenance import provenance
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource, describe_server
 from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from llmplat_dagster.catalog import Catalog
 from llmplat_dagster.defs.canary import serving_requests
-from llmplat_dagster.defs.manifests import asset_key
+from llmplat_dagster.defs.keys import AB, COMPARISON, EVALUATION_GROUP, RESPONSES, asset_key
 from llmplat_dagster.defs.provenance import provenance
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource, describe_server
 from llmplat_dagster.evaluation import ab, judge
@@ -24,11 +24,6 @@ from llmplat_dagster.evaluation.gate import GateRules
 from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset
 from llmplat_dagster.serving.client import ServingRequest, run_promptset
 from llmplat_dagster.serving.results import results_frame
-
-RESPONSES = dg.AssetKey(["llm_baseline", "quant_sensitivity_responses"])
-COMPARISON = dg.AssetKey(["llm_baseline", "quant_quality_comparison"])
-AB = dg.AssetKey(["llm_baseline", "lora_ab_experiment"])
-GROUP = "evaluation"
 
 
 class ComparisonResource(dg.ConfigurableResource):
@@ -102,7 +97,7 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
     @dg.asset(
         key=RESPONSES,
         deps=[asset_key(v, "readiness") for v in variants_needed],
-        group_name=GROUP,
+        group_name=EVALUATION_GROUP,
         io_manager_key="parquet_io_manager",
         partitions_def=partitions,
         description="The quant-sensitivity promptset through the reference and every candidate, with top-k logprobs.",
@@ -159,7 +154,7 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
         key=COMPARISON,
         ins={"responses": dg.AssetIn(RESPONSES)},
         deps=[asset_key(ComparisonResource().judge, "readiness")],
-        group_name=GROUP,
+        group_name=EVALUATION_GROUP,
         io_manager_key="parquet_io_manager",
         partitions_def=partitions,
         check_specs=[
@@ -282,7 +277,7 @@ def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> d
         key=AB,
         ins={"responses": dg.AssetIn(RESPONSES)},
         partitions_def=partitions,
-        group_name=GROUP,
+        group_name=EVALUATION_GROUP,
         io_manager_key="parquet_io_manager",
         description="LoRA vs baseline (the design document's 50/50 experiment): judge-scored pairwise win rate.",
     )

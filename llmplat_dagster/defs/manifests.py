@@ -5,15 +5,10 @@ from collections import Counter
 import dagster as dg
 
 from llmplat_dagster.catalog import Catalog, VariantSpec
+from llmplat_dagster.defs.keys import SHARED_GROUP, SHARED_MANIFESTS, asset_key
 from llmplat_dagster.k8s import render as r
 from llmplat_dagster.k8s.tree import dump
 from llmplat_dagster.k8s.validate import CrdSchemas, validate_objects
-
-PREFIX = "llm_baseline"
-
-
-def asset_key(variant: str, stage: str) -> dg.AssetKey:
-    return dg.AssetKey([PREFIX, variant, stage])
 
 
 def _output(objects: list[r.Obj], overlay: str, extra: dict | None = None) -> dg.Output:
@@ -89,9 +84,9 @@ def variant_manifests(catalog: Catalog, v: VariantSpec, overlay: str, crds: CrdS
 
 def shared_manifests(catalog: Catalog, overlay: str, crds: CrdSchemas) -> dg.Definitions:
     """The namespace and the ServiceMonitor every variant shares."""
-    key = dg.AssetKey([PREFIX, "shared", "manifests"])
+    key = SHARED_MANIFESTS
 
-    @dg.asset(key=key, group_name="llm_baseline_shared", kinds={"kubernetes"})
+    @dg.asset(key=key, group_name=SHARED_GROUP, kinds={"kubernetes"})
     def _shared() -> dg.Output:
         ov = r.overlay(overlay)
         return _output([r.namespace(catalog), r.service_monitor(catalog, ov)], overlay)

@@ -8,7 +8,7 @@ regression can be traced to the change that caused it.
 import dagster as dg
 
 from llmplat_dagster.catalog import Catalog
-from llmplat_dagster.defs.manifests import asset_key
+from llmplat_dagster.defs.keys import asset_key
 
 COLUMNS = ("model_revision", "manifest_hash", "vllm_image")
 

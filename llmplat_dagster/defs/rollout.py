@@ -6,7 +6,7 @@ import dagster as dg
 import httpx
 
 from llmplat_dagster.catalog import Catalog, VariantSpec
-from llmplat_dagster.defs.manifests import asset_key
+from llmplat_dagster.defs.keys import asset_key
 from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource, describe_server
 from llmplat_dagster.k8s import render as r
 from llmplat_dagster.observability import required_series

@@ -6,9 +6,8 @@ import io
 import dagster as dg
 import pandas as pd
 
-from llmplat_dagster.defs.comparison import COMPARISON
+from llmplat_dagster.defs.keys import COMPARISON, EVALUATION_GROUP, TREND
 
-TREND = dg.AssetKey(["llm_baseline", "quality_trend"])
 SERIES = {"quality_delta": "quality delta vs FP16", "e2e_p95_s": "p95 e2e latency (s)"}
 
 
@@ -52,7 +51,7 @@ def trend_defs(nights: int) -> dg.Definitions:
     @dg.asset(
         key=TREND,
         deps=[COMPARISON],
-        group_name="evaluation",
+        group_name=EVALUATION_GROUP,
         description=f"Quality delta and p95 latency per variant over the last {nights} nights.",
     )
     def quality_trend(context: dg.AssetExecutionContext) -> dg.MaterializeResult:

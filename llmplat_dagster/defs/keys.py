@@ -1,0 +1,55 @@
+"""Asset keys, groups, partitions, tags and op names: spelled once, here, and imported everywhere else.
+
+The UI, sensors' run config (`ops: {<op name>: ...}`), the demo summary and the tests all name the same
+things; when they spell them on their own they drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+PREFIX = "llm_baseline"
+STAGES = ("manifests", "deployment", "readiness", "canary")
+ROLLOUT_STAGES = ("manifests", "deployment", "readiness")
+
+SHARED_MANIFESTS = dg.AssetKey([PREFIX, "shared", "manifests"])
+RESPONSES = dg.AssetKey([PREFIX, "quant_sensitivity_responses"])
+COMPARISON = dg.AssetKey([PREFIX, "quant_quality_comparison"])
+AB = dg.AssetKey([PREFIX, "lora_ab_experiment"])
+TREND = dg.AssetKey([PREFIX, "quality_trend"])
+EVALUATION = (RESPONSES, COMPARISON, AB)
+
+SHARED_GROUP = f"{PREFIX}_shared"
+EVALUATION_GROUP = "evaluation"
+
+VARIANT_TAG = "llmplat/variant"
+TRIGGER_TAG = "llmplat/trigger"
+
+# The first night this project evaluates; partitions before it would only show as "missing" in the UI.
+PARTITIONS_START = "2026-11-01"
+
+
+def asset_key(variant: str, stage: str) -> dg.AssetKey:
+    """`llm_baseline/<variant>/<stage>`."""
+    return dg.AssetKey([PREFIX, variant, stage])
+
+
+def op_name(key: dg.AssetKey) -> str:
+    """The op (step) Dagster derives from an asset key, as run config and step keys name it."""
+    return key.to_python_identifier()
+
+
+def variant_keys(variants, stages=STAGES) -> list[dg.AssetKey]:
+    return [asset_key(v, s) for v in variants for s in stages]
+
+
+def daily_partitions(timezone: str) -> dg.DailyPartitionsDefinition:
+    """One partition per night; `end_offset=1` so tonight's run writes tonight's date, not yesterday's."""
+    return dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone=timezone, end_offset=1)
+
+
+def night_of(moment: dt.datetime, timezone: str) -> str:
+    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d")
