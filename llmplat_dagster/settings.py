@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagster._utils.schedules import is_valid_cron_string as croniter_valid
 
+from llmplat_dagster.s3uri import is_s3, parse_s3_uri
+
 ENVIRONMENTS = {"local": "dev", "prod": "prod"}  # environment -> manifest overlay
 
 
@@ -79,9 +81,16 @@ class Settings:
             raise SettingsError(f"LLMPLAT_NIGHTLY_TZ={self.nightly_timezone!r} is not an IANA time zone") from None
         if not croniter_valid(self.nightly_cron):
             raise SettingsError(f"LLMPLAT_NIGHTLY_CRON={self.nightly_cron!r} is not a cron expression")
-        if self.promptset_s3_uri and not self.promptset_s3_uri.startswith("s3://"):
-            raise SettingsError(f"LLMPLAT_PROMPTSET_S3_URI={self.promptset_s3_uri!r}: expected s3://BUCKET/PREFIX")
-        if self.environment == "prod" and self.results_uri and not self.results_uri.startswith("s3://"):
+        for name, uri in (
+            ("LLMPLAT_PROMPTSET_S3_URI", self.promptset_s3_uri),
+            ("LLMPLAT_RESULTS_URI", self.results_uri),
+        ):
+            if uri and (is_s3(uri) or name == "LLMPLAT_PROMPTSET_S3_URI"):
+                try:
+                    parse_s3_uri(uri, what=name)
+                except ValueError as exc:
+                    raise SettingsError(str(exc)) from None
+        if self.environment == "prod" and self.results_uri and not is_s3(self.results_uri):
             # Run pods are ephemeral: results on their disk would vanish with the pod.
             raise SettingsError(
                 f"LLMPLAT_RESULTS_URI={self.results_uri!r}: prod keeps results in S3; expected s3://BUCKET/PREFIX"

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from llmplat_dagster.retry_after import parse_retry_after
+
 REDACTED = "***"
 MAX_REASON_CHARS = 300
 
@@ -132,7 +134,5 @@ def post_alert(
 
 
 def _retry_after(value: str | None, default: float) -> float:
-    try:
-        return min(max(float(value), 0.0), 60.0) if value is not None else default
-    except ValueError:
-        return default
+    seconds = parse_retry_after(value)
+    return default if seconds is None else min(seconds, 60.0)

@@ -19,6 +19,7 @@ from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, OfflineModeIs
 
 from llmplat_dagster.automation.alerts import redact
 from llmplat_dagster.catalog import SHA, Catalog
+from llmplat_dagster.retry_after import parse_retry_after
 
 DEFAULT_TRACKED_REF = "main"
 
@@ -138,11 +139,7 @@ def _status(exc: HfHubHTTPError) -> int | None:
 
 def _retry_after(exc: HfHubHTTPError) -> float | None:
     response = getattr(exc, "response", None)
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
 
 
 def _result(

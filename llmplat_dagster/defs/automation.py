@@ -17,6 +17,7 @@ from llmplat_dagster.automation.revisions import plan_revision_tick, run_key, ru
 from llmplat_dagster.catalog import Catalog
 from llmplat_dagster.defs.comparison import ComparisonResource
 from llmplat_dagster.defs.keys import EVALUATION, PREFIX, RESPONSES, TREND, asset_key, night_of, op_name, variant_keys
+from llmplat_dagster.s3uri import parse_s3_uri
 from llmplat_dagster.settings import Settings
 
 
@@ -101,7 +102,7 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
     def promptset_sensor(context: dg.SensorEvaluationContext, s3: S3Resource):
         if not settings.promptset_s3_uri:
             return dg.SkipReason("LLMPLAT_PROMPTSET_S3_URI is not set: no promptset prefix to watch")
-        bucket, _, prefix = settings.promptset_s3_uri[len("s3://") :].partition("/")
+        bucket, prefix = parse_s3_uri(settings.promptset_s3_uri, what="LLMPLAT_PROMPTSET_S3_URI")
         try:
             versions = list_promptset_versions(s3.get_client(), bucket, prefix)
         except PromptsetSourceError as exc:

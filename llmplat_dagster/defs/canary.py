@@ -8,12 +8,14 @@ import dagster as dg
 import pandas as pd
 
 from llmplat_dagster.catalog import Catalog, VariantSpec
-from llmplat_dagster.defs.checkpoint import Checkpoint
 from llmplat_dagster.defs.keys import asset_key
 from llmplat_dagster.defs.provenance import provenance
-from llmplat_dagster.defs.resources import EndpointsResource, ServingResource, describe_server
-from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset
-from llmplat_dagster.serving.client import Progress, ServingRequest, run_promptset
+from llmplat_dagster.defs.resources import EndpointsResource, ServingResource
+from llmplat_dagster.evaluation.promptsets import load_promptset
+from llmplat_dagster.serving.checkpoint import Checkpoint
+from llmplat_dagster.serving.client import Progress, run_promptset
+from llmplat_dagster.serving.probes import describe_server
+from llmplat_dagster.serving.requests import serving_requests
 from llmplat_dagster.serving.results import latency_summary, results_frame
 
 PREVIEW_COLUMNS = ["prompt_id", "status", "ttft_s", "tpot_s", "e2e_s", "output_tokens", "error", "output_text"]
@@ -23,21 +25,6 @@ class CanaryConfig(dg.Config):
     """Run-time promptset override (the promptset sensor points a run at a new S3 version)."""
 
     promptset: str | None = None
-
-
-def serving_requests(prompts, *, seed: int | None = 0, top_logprobs: int | None = None) -> list[ServingRequest]:
-    """Promptset prompts as requests; a leading system message is folded in (Mistral's template rejects it)."""
-    return [
-        ServingRequest(
-            prompt_id=p.id,
-            messages=tuple(fold_system_message([dict(m) for m in p.messages])),
-            max_tokens=p.max_tokens,
-            temperature=p.temperature,
-            seed=seed,
-            top_logprobs=top_logprobs,
-        )
-        for p in prompts
-    ]
 
 
 def _metadata(frame: pd.DataFrame, summary: dict, extra: dict) -> dict:

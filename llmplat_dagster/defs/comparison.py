@@ -14,15 +14,16 @@ import pandas as pd
 from pydantic import Field
 
 from llmplat_dagster.catalog import Catalog
-from llmplat_dagster.defs.canary import serving_requests
 from llmplat_dagster.defs.keys import AB, COMPARISON, EVALUATION_GROUP, RESPONSES, asset_key
 from llmplat_dagster.defs.provenance import provenance
-from llmplat_dagster.defs.resources import EndpointsResource, ServingResource, describe_server
+from llmplat_dagster.defs.resources import EndpointsResource, ServingResource
 from llmplat_dagster.evaluation import ab, judge
 from llmplat_dagster.evaluation.comparison import compare
 from llmplat_dagster.evaluation.gate import GateRules
 from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset
 from llmplat_dagster.serving.client import ServingRequest, run_promptset
+from llmplat_dagster.serving.probes import describe_server
+from llmplat_dagster.serving.requests import serving_requests
 from llmplat_dagster.serving.results import results_frame
 
 

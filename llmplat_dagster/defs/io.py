@@ -9,6 +9,8 @@ import dagster as dg
 import pandas as pd
 from dagster_aws.s3 import S3Resource
 
+from llmplat_dagster.s3uri import is_s3, parse_s3_uri
+
 
 class ParquetIOManager(dg.ConfigurableIOManager):
     """One parquet object per asset (and partition): `<base_uri>/<asset/key/path>[/<partition>].parquet`."""
@@ -31,8 +33,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         uri = self._uri(context)
         buffer = io.BytesIO()
         obj.to_parquet(buffer, index=False)
-        if uri.startswith("s3://"):
-            bucket, _, key = uri[5:].partition("/")
+        if is_s3(uri):
+            bucket, key = parse_s3_uri(uri, what="LLMPLAT_RESULTS_URI", key_required=True)
             self._client().put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
         else:
             path = Path(uri)
@@ -44,8 +46,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         uri = self._uri(context)  # an InputContext names the upstream asset and its partition
-        if uri.startswith("s3://"):
-            bucket, _, key = uri[5:].partition("/")
+        if is_s3(uri):
+            bucket, key = parse_s3_uri(uri, what="LLMPLAT_RESULTS_URI", key_required=True)
             body = self._client().get_object(Bucket=bucket, Key=key)["Body"].read()
             return pd.read_parquet(io.BytesIO(body))
         return pd.read_parquet(uri)

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import httpx
 from pydantic import Field
 
 
@@ -63,15 +62,6 @@ class EndpointsResource(dg.ConfigurableResource):
     def open(self, variant: str) -> Iterator[str]:
         with self.resolver().open(variant) as url:
             yield url
-
-
-def describe_server(base_url: str, timeout_s: float = 5.0) -> str:
-    """'simulator (llmplat-sim x)' or 'vLLM x': every figure says what it was measured against."""
-    try:
-        version = httpx.get(f"{base_url}/version", timeout=timeout_s).json().get("version", "?")
-    except (httpx.HTTPError, ValueError):
-        return "unknown (no /version)"
-    return f"simulator ({version})" if "llmplat-sim" in str(version) else f"vLLM {version}"
 
 
 class ServingResource(dg.ConfigurableResource):

@@ -3,39 +3,23 @@
 import time
 
 import dagster as dg
-import httpx
 
 from llmplat_dagster.catalog import Catalog, VariantSpec
 from llmplat_dagster.defs.keys import asset_key
-from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource, describe_server
+from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource
 from llmplat_dagster.k8s import render as r
 from llmplat_dagster.observability import required_series
-from llmplat_dagster.serving.metrics import metric_contract, parse_metrics
+from llmplat_dagster.serving.probes import (
+    ProbeError,
+    chat_probe,
+    describe_server,
+    metrics_probe,
+    models_probe,
+    wait_for_model,
+)
 
 ROLLOUT_TAG = "llmplat/rollout-variant"  # dagster.yaml limits runs to one per value of this tag
 GOLDEN_CHECKS = ("models_listed", "chat_completion", "metric_contract")
-
-
-def served_models(base_url: str, timeout_s: float = 5.0) -> list[str]:
-    response = httpx.get(f"{base_url}/v1/models", timeout=timeout_s)
-    response.raise_for_status()
-    return [m["id"] for m in response.json().get("data", [])]
-
-
-def wait_for_model(base_url: str, name: str, deadline_s: float, sleep=time.sleep, clock=time.monotonic) -> list[str]:
-    """The port can answer before the model is loaded (503, or refused): poll /v1/models until it lists `name`."""
-    end, last = clock() + deadline_s, "no answer"
-    while True:
-        try:
-            models = served_models(base_url)
-            if name in models:
-                return models
-            last = f"/v1/models lists {models}, not {name!r}"
-        except (httpx.HTTPError, ValueError) as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        if clock() >= end:
-            raise dg.Failure(f"{base_url} never served {name!r} within {deadline_s:.0f}s: {last}")
-        sleep(1.0)
 
 
 def _annotation(objects: list, name: str) -> str | None:
@@ -99,7 +83,10 @@ def _readiness_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
                 metadata={"reason": rollout.reason, "evictions": rollout.evictions, "seconds": rollout.seconds},
             )
         with endpoints.open(v.name) as url:
-            models = wait_for_model(url, v.served_name, deadline_s=cluster.rollout_timeout_s)
+            try:
+                models = wait_for_model(url, v.served_name, deadline_s=cluster.rollout_timeout_s)
+            except ProbeError as exc:
+                raise dg.Failure(str(exc)) from None
             server = describe_server(url)
         context.log.info(f"{v.name} ready: {rollout.message}; {url} serves {models} ({server})")
         return dg.MaterializeResult(
@@ -129,48 +116,24 @@ def _golden_checks(catalog: Catalog, v: VariantSpec) -> dg.AssetChecksDefinition
     )
     def _checks(endpoints: EndpointsResource):
         with endpoints.open(v.name) as url:
-            try:
-                models = served_models(url)
-                yield dg.AssetCheckResult(
-                    check_name="models_listed",
-                    passed=v.served_name in models,
-                    metadata={"expected": v.served_name, "models": dg.MetadataValue.json(models)},
-                )
-            except httpx.HTTPError as exc:
-                yield dg.AssetCheckResult(check_name="models_listed", passed=False, metadata={"error": str(exc)})
-            yield _chat_check(url, v)
+            for name, probe in (
+                ("models_listed", models_probe(url, v.served_name)),
+                ("chat_completion", chat_probe(url, v.served_name)),
+            ):
+                yield dg.AssetCheckResult(check_name=name, passed=probe.passed, metadata=_json_lists(probe.metadata))
             yield _metric_check(url, required)
 
     return _checks
 
 
-def _chat_check(url: str, v: VariantSpec) -> dg.AssetCheckResult:
-    body = {
-        "model": v.served_name,
-        "messages": [{"role": "user", "content": "Say hello in one word."}],
-        "max_tokens": 10,
-        "temperature": 0,
-    }
-    try:
-        response = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
-        content = response.json()["choices"][0]["message"]["content"] if response.status_code == 200 else ""
-        detail = "" if response.status_code == 200 else response.text[:300]
-    except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
-        content, detail = "", f"{type(exc).__name__}: {exc}"
-    return dg.AssetCheckResult(
-        check_name="chat_completion",
-        passed=bool(content and content.strip()),
-        metadata={"content": (content or "")[:200], "error": detail},
-    )
+def _json_lists(metadata: dict) -> dict:
+    return {k: dg.MetadataValue.json(v) if isinstance(v, list | dict) else v for k, v in metadata.items()}
 
 
 def _metric_check(url: str, required: list[str]) -> dg.AssetCheckResult:
-    try:
-        response = httpx.get(f"{url}/metrics", timeout=10)
-        response.raise_for_status()
-        report = metric_contract(parse_metrics(response.text), required)
-    except httpx.HTTPError as exc:
-        return dg.AssetCheckResult(check_name="metric_contract", passed=False, metadata={"error": str(exc)})
+    report, error = metrics_probe(url, required)
+    if report is None:
+        return dg.AssetCheckResult(check_name="metric_contract", passed=False, metadata={"error": error})
     return dg.AssetCheckResult(
         check_name="metric_contract",
         passed=report.ok,

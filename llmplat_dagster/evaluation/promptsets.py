@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from llmplat_dagster.catalog import load_catalog
+from llmplat_dagster.s3uri import is_s3, parse_s3_uri
 
 PACKAGE = "llmplat_dagster"
 PACKAGED_DIR = "promptsets"
@@ -280,9 +281,10 @@ def _read_local(source: str) -> bytes:
 
 def _read_s3(uri: str, s3_client: Any, version_id: str | None) -> tuple[bytes, str | None]:
     """Object bytes and its version (VersionId when versioned, else the ETag)."""
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not bucket or not key:
-        raise PromptsetError(f"promptset URI {uri!r} must look like s3://bucket/key")
+    try:
+        bucket, key = parse_s3_uri(uri, what="promptset URI", key_required=True)
+    except ValueError as exc:
+        raise PromptsetError(str(exc)) from None
     if s3_client is None:
         import boto3  # lazily: only S3 sources need it; boto3 reads AWS_ENDPOINT_URL and credentials itself
 
@@ -329,7 +331,7 @@ def load_promptset(
     s3_version = None
     if source in packaged_promptsets():
         raw, shown, name = *_read_packaged(source), source
-    elif source.startswith("s3://"):
+    elif is_s3(source):
         raw, s3_version = _read_s3(source, s3_client, version_id)
         shown, name = source, Path(source).stem
     else:

@@ -22,9 +22,11 @@ from kubernetes.client.rest import ApiException
 from llmplat_dagster.k8s.cluster import ApplyResult, ClusterError, Obj, RolloutResult, object_ref
 from llmplat_dagster.k8s.render import FIELD_MANAGER
 from llmplat_dagster.k8s.validate import BUILTIN_GROUPS
+from llmplat_dagster.retry_after import parse_retry_after
 
 APPLY_PATCH = "application/apply-patch+yaml"
 RETRYABLE = {429, 500, 502, 503, 504}
+MAX_RETRY_AFTER_S = 60.0  # an API server asking for longer is treated as down, not waited on
 # (apiVersion, kind) -> (API class, the snake-case suffix of its patch_* method)
 BUILTIN: dict[tuple[str, str], tuple[type, str]] = {
     ("v1", "Namespace"): (client.CoreV1Api, "namespace"),
@@ -117,9 +119,9 @@ class KubernetesCluster:
                 if attempt == self.retries:
                     raise ClusterError(f"{what}: gave up after {attempt + 1} attempts: {describe_error(exc)}") from exc
                 delay = self.backoff_s * 2**attempt
-                retry_after = (exc.headers or {}).get("Retry-After", "")
-                if retry_after.isdigit():
-                    delay = max(delay, float(retry_after))
+                retry_after = parse_retry_after((exc.headers or {}).get("Retry-After"))
+                if retry_after is not None:
+                    delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
                 self.log.warning(f"{what}: {describe_error(exc)}; retry {attempt + 1}/{self.retries} in {delay:g} s")
                 self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover

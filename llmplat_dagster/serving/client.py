@@ -15,7 +15,6 @@ Clock, wall clock, sleep and randomness are injected so retry and timing logic i
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random as _random
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from llmplat_dagster.retry_after import parse_retry_after
 from llmplat_dagster.serving.results import OK, RequestResult, percentile, tpot
 
 RETRY_STATUSES = frozenset({429, 503})
@@ -106,21 +106,6 @@ class RetryPolicy:
             return min(max(retry_after_s, 0.0), self.max_retry_after_s)
         backoff = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
         return backoff * (1.0 + self.jitter * (2.0 * rand - 1.0))
-
-
-def parse_retry_after(value: str | None, now_unix: float) -> float | None:
-    """Retry-After as seconds from now: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(email.utils.parsedate_to_datetime(value).timestamp() - now_unix, 0.0)
-    except (TypeError, ValueError):
-        return None
 
 
 def error_message(body: bytes, limit: int = 300) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmplat_dagster.defs.checkpoint import Checkpoint
+from llmplat_dagster.serving.checkpoint import Checkpoint
 from llmplat_dagster.serving.results import RequestResult
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

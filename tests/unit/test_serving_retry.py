@@ -8,13 +8,13 @@ import json
 import httpx
 import pytest
 
+from llmplat_dagster.retry_after import parse_retry_after
 from llmplat_dagster.serving.client import (
     RetryPolicy,
     ServingClient,
     ServingRequest,
     arrival_offsets,
     error_message,
-    parse_retry_after,
 )
 
 POLICY = RetryPolicy(max_attempts=4, backoff_base_s=0.5, backoff_max_s=3.0, jitter=0.2)

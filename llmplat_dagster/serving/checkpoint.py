@@ -8,6 +8,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from llmplat_dagster.s3uri import is_s3, parse_s3_uri
 from llmplat_dagster.serving.results import RequestResult
 
 
@@ -20,9 +21,9 @@ class Checkpoint:
 
     def __init__(self, root: str | Path, variant: str, key: str, s3_client=None) -> None:
         root = str(root)
-        self.s3 = root.startswith("s3://")
+        self.s3 = is_s3(root)
         if self.s3:
-            bucket, _, prefix = root[5:].partition("/")
+            bucket, prefix = parse_s3_uri(root, what="checkpoint location")
             self.bucket, self.prefix = bucket, f"{prefix.strip('/')}/{variant}/canary-{_safe(key)}/".lstrip("/")
             self.location = f"s3://{self.bucket}/{self.prefix}"
             self._client = s3_client
