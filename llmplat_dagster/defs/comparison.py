@@ -19,6 +19,7 @@ from llmplat_dagster.defs.provenance import provenance
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource
 from llmplat_dagster.evaluation import ab, judge
 from llmplat_dagster.evaluation.comparison import compare
+from llmplat_dagster.evaluation.cost import DEFAULT_PRICES, load_prices
 from llmplat_dagster.evaluation.gate import GateRules
 from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset
 from llmplat_dagster.serving.client import ServingRequest, run_promptset
@@ -46,18 +47,23 @@ class ComparisonResource(dg.ConfigurableResource):
     gate_severity: str = Field(default="ERROR", description="ERROR blocks downstream; WARN only reports")
     capacity: str = Field(default="spot", description="spot | on_demand: which node price to use")
     node_prices: dict[str, dict[str, float]] = Field(
-        default_factory=lambda: {"g4dn.xlarge": {"spot": 0.2156, "on_demand": 0.526}},
-        description="$/hour per instance type (example us-east-1 list prices, 2026-11; set yours)",
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PRICES.items()},
+        description="{instance_type: {spot_per_hour, on_demand_per_hour}} in $ (example list prices; set yours)",
     )
 
     def price_per_hour(self, instance_type: str) -> float:
         try:
-            return float(self.node_prices[instance_type][self.capacity])
-        except KeyError:
+            prices = load_prices(self.node_prices)
+        except ValueError as exc:
+            raise dg.Failure(f"comparison.node_prices: {exc}") from None
+        if instance_type not in prices:
             raise dg.Failure(
-                f"no {self.capacity} price for instance type {instance_type!r} in node_prices "
-                f"(configured: {sorted(self.node_prices)})"
-            ) from None
+                f"no price for instance type {instance_type!r} in comparison.node_prices (configured: {sorted(prices)})"
+            )
+        try:
+            return prices[instance_type].per_hour(self.capacity)
+        except ValueError as exc:
+            raise dg.Failure(f"comparison.capacity: {exc}") from None
 
     def rules(self) -> GateRules:
         return GateRules(
