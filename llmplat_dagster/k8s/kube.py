@@ -9,7 +9,6 @@ Calls are retried on 429 and 5xx with exponential backoff through the injected `
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -19,8 +18,10 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from llmplat_dagster.k8s.api_errors import describe_error, status_body
 from llmplat_dagster.k8s.cluster import ApplyResult, ClusterError, Obj, RolloutResult, object_ref
 from llmplat_dagster.k8s.render import FIELD_MANAGER
+from llmplat_dagster.k8s.rollout_watch import ApiCalls, RolloutWatcher
 from llmplat_dagster.k8s.validate import BUILTIN_GROUPS
 from llmplat_dagster.retry_after import parse_retry_after
 
@@ -40,19 +41,6 @@ BUILTIN: dict[tuple[str, str], tuple[type, str]] = {
     ("policy/v1", "PodDisruptionBudget"): (client.PolicyV1Api, "namespaced_pod_disruption_budget"),
 }
 CUSTOM_PLURALS = {"ScaledObject": "scaledobjects", "ServiceMonitor": "servicemonitors"}
-
-
-def status_body(exc: ApiException) -> Obj:
-    try:
-        body = json.loads(exc.body or "{}")
-    except (TypeError, ValueError):
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def describe_error(exc: ApiException) -> str:
-    body = status_body(exc)
-    return f"HTTP {exc.status} {body.get('reason') or exc.reason}: {body.get('message') or exc.reason}"
 
 
 def conflict_lines(ref: str, exc: ApiException) -> list[str]:
@@ -201,6 +189,14 @@ class KubernetesCluster:
     # -- rollout ---------------------------------------------------------------------------------------------
 
     def wait_for_rollout(self, namespace: str, name: str, *, timeout_s: float) -> RolloutResult:
-        from llmplat_dagster.k8s.rollout_watch import RolloutWatcher
-
-        return RolloutWatcher(self, namespace, name).wait(timeout_s)
+        api = ApiCalls(
+            core=self.core,
+            apps=self.apps,
+            call=self.call,
+            sleep=self.sleep,
+            clock=self.clock,
+            log=self.log,
+            watch_timeout_s=self.watch_timeout_s,
+            backoff_s=self.backoff_s,
+        )
+        return RolloutWatcher(api, namespace, name).wait(timeout_s)

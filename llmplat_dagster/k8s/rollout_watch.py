@@ -10,13 +10,15 @@ every reconnect, because a crash loop or a pending pod does not change the Deplo
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from kubernetes import watch
 from kubernetes.client.rest import ApiException
 
+from llmplat_dagster.k8s.api_errors import describe_error
 from llmplat_dagster.k8s.cluster import ClusterError, Obj, RolloutResult
-from llmplat_dagster.k8s.kube import describe_error
 from llmplat_dagster.k8s.rollout import (
     Diagnosis,
     FailureRules,
@@ -28,9 +30,6 @@ from llmplat_dagster.k8s.rollout import (
     selector_string,
 )
 
-if TYPE_CHECKING:
-    from llmplat_dagster.k8s.kube import KubernetesCluster
-
 LOG_LINES = 20
 
 
@@ -40,11 +39,26 @@ def _items(response: Any) -> list[Obj]:
     return json.loads(response.data or b"{}").get("items") or []
 
 
+@dataclass(frozen=True)
+class ApiCalls:
+    """What the watcher needs from a cluster, handed in narrow (as dagster-k8s's client takes its APIs, sleeper
+    and timer): the core and apps APIs, the retrying `call`, time, sleep and a logger."""
+
+    core: Any
+    apps: Any
+    call: Callable[..., Any]
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+    log: Any
+    watch_timeout_s: int = 30
+    backoff_s: float = 0.5
+
+
 class RolloutWatcher:
     """One wait for one Deployment; holds what was seen so far (evictions, how long a failure persisted)."""
 
-    def __init__(self, cluster: KubernetesCluster, namespace: str, name: str, rules: FailureRules | None = None):
-        self.cluster, self.namespace, self.name = cluster, namespace, name
+    def __init__(self, api: ApiCalls, namespace: str, name: str, rules: FailureRules | None = None):
+        self.api, self.namespace, self.name = api, namespace, name
         self.rules = rules or FailureRules()
         self.persistence = Persistence()
         self.interrupted: dict[str, str] = {}
@@ -52,15 +66,15 @@ class RolloutWatcher:
         self.diagnosis: Diagnosis | None = None
 
     def _result(self, ready: bool, reason: str, message: str, start: float, progress: Progress | None) -> RolloutResult:
-        seconds = round(self.cluster.clock() - start, 3)
+        seconds = round(self.api.clock() - start, 3)
         ready_n, desired = (progress.ready, progress.desired) if progress else (0, 0)
-        log = self.cluster.log.info if ready else self.cluster.log.warning
+        log = self.api.log.info if ready else self.api.log.warning
         log(f"rollout {self.namespace}/{self.name}: {reason}: {message.splitlines()[0]}")
         return RolloutResult(ready, reason, message, seconds, ready_n, desired, len(self.interrupted))
 
     def _observe(self, dep: Obj) -> Diagnosis | None:
         """Read the Deployment's pods and events; count interrupted pods; return the current diagnosis."""
-        c = self.cluster
+        c = self.api
         pods = _items(
             c.call(
                 f"list pods of Deployment/{self.namespace}/{self.name}",
@@ -84,7 +98,7 @@ class RolloutWatcher:
     def _with_logs(self, diag: Diagnosis) -> str:
         if diag.reason not in ("CrashLoopBackOff", "OOMKilled") or not diag.pod:
             return diag.message
-        c = self.cluster
+        c = self.api
         try:
             text = c.call(
                 f"read logs of Pod/{self.namespace}/{diag.pod}",
@@ -113,13 +127,13 @@ class RolloutWatcher:
             return self._result(True, "Ready", f"{self.name}: {progress.summary()}", start, progress)
         self.diagnosis = self._observe(dep)
         if self.diagnosis is not None:
-            seen_for = self.persistence.seen_for(self.diagnosis, self.cluster.clock())
+            seen_for = self.persistence.seen_for(self.diagnosis, self.api.clock())
             if self.rules.is_terminal(self.diagnosis, seen_for):
                 return self._result(False, self.diagnosis.reason, self._with_logs(self.diagnosis), start, progress)
         return None
 
     def wait(self, timeout_s: float) -> RolloutResult:
-        c = self.cluster
+        c = self.api
         start = c.clock()
         deadline = start + timeout_s
         resource_version: str | None = None
