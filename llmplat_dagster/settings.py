@@ -9,11 +9,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dagster._utils.schedules import is_valid_cron_string as croniter_valid
-
 from llmplat_dagster.s3uri import is_s3, parse_s3_uri
 
 ENVIRONMENTS = {"local": "dev", "prod": "prod"}  # environment -> manifest overlay
+
+
+def croniter_valid(expression: str) -> bool:
+    """Whether Dagster's scheduler accepts the cron expression (asked through the public API it uses)."""
+    import dagster as dg
+
+    try:
+        dg.ScheduleDefinition(name="cron_check", cron_schedule=expression, job_name="cron_check")
+    except dg.DagsterInvalidDefinitionError:
+        return False
+    return True
 
 
 class SettingsError(ValueError):
