@@ -9,11 +9,11 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # Upstream CRD schemas (KEDA, prometheus-operator) for validating custom resources; not vendored here.
 export LLMPLAT_CRD_DIR ?= $(firstword $(wildcard $(CURDIR)/../shared/crds))
 
-.PHONY: demo test lint render venv clean
+.PHONY: demo test lint render venv dev clean
 
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/llmplat manifests validate
-	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/dg check defs
 	$(BIN)/llmplat demo
 
 test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
@@ -23,6 +23,10 @@ test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The Dagster UI (webserver + daemon) on the local instance: http://127.0.0.1:3000
+dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dg dev
 
 render: $(STAMP)
 	$(BIN)/llmplat manifests render

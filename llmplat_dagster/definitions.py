@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from llmplat_dagster.catalog import load_catalog
 from llmplat_dagster.defs.automation import automation_defs
@@ -17,6 +16,7 @@ from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource, S
 from llmplat_dagster.defs.rollout import rollout_defs
 from llmplat_dagster.defs.trend import trend_defs
 from llmplat_dagster.k8s.validate import CrdSchemas
+from llmplat_dagster.s3uri import is_s3
 from llmplat_dagster.settings import Settings
 
 
@@ -40,9 +40,26 @@ def jobs() -> list[dg.UnresolvedAssetJobDefinition]:
     ]
 
 
+class S3NotConfigured(dg.ConfigurableResource):
+    """The `s3` resource where nothing is kept in S3 (the local default): asking it for a client says what to set."""
+
+    def get_client(self):
+        raise dg.Failure("no S3 is configured: set LLMPLAT_RESULTS_URI or LLMPLAT_PROMPTSET_S3_URI to s3://...")
+
+
+def s3_resource(settings: Settings, **config) -> dg.ConfigurableResource:
+    """dagster-aws' S3Resource where S3 is used (prod, or an s3:// results or promptset URI), imported only then."""
+    uses_s3 = settings.environment == "prod" or settings.promptset_s3_uri or is_s3(settings.results_uri or "")
+    if not uses_s3:
+        return S3NotConfigured()
+    from dagster_aws.s3 import S3Resource
+
+    return S3Resource(**config)
+
+
 def resources(settings: Settings) -> dict[str, object]:
     state = settings.state_dir
-    shared = {"comparison": ComparisonResource(), "s3": S3Resource()}
+    shared = {"comparison": ComparisonResource(), "s3": s3_resource(settings)}
     if settings.environment == "prod":
         # Inside the cluster (deploy/): the run pod's service account, Service DNS, results in S3 through IRSA.
         # Unset LLMPLAT_RESULTS_URI fails the first run that stores a result, naming the variable (dg.EnvVar).
@@ -58,7 +75,7 @@ def resources(settings: Settings) -> dict[str, object]:
             ),
             "parquet_io_manager": ParquetIOManager(
                 base_uri=settings.results_uri or dg.EnvVar("LLMPLAT_RESULTS_URI"),
-                s3=S3Resource(region_name=dg.EnvVar("AWS_REGION")),
+                s3=s3_resource(settings, region_name=dg.EnvVar("AWS_REGION")),
             ),
         }
     return {
@@ -76,7 +93,7 @@ def build_definitions(settings: Settings, overrides: dict[str, object] | None = 
     """`overrides` replaces resources by key (tests, one-off runs); everything else comes from `settings`."""
     catalog = load_catalog(settings.catalog_path, revisions=settings.revisions, image=settings.image)
     crds = CrdSchemas.from_dirs(settings.crd_dirs)
-    nights = daily_partitions(settings.nightly_timezone)
+    nights = daily_partitions(settings.nightly_timezone, settings.first_night)
     return dg.Definitions.merge(
         manifests_defs(catalog, settings.overlay, crds),
         rollout_defs(catalog),

@@ -114,7 +114,5 @@ def run_demo(settings: Settings | None = None, out=sys.stdout, manifests: Path =
             file=out,
         )
     print("Pareto plot: the quant_quality_comparison asset's metadata in the UI", file=out)
-    print(
-        f"instance: {os.environ['DAGSTER_HOME']} (browse it with `.venv/bin/dagster dev -w workspace.yaml`)", file=out
-    )
+    print(f"instance: {os.environ['DAGSTER_HOME']} (browse it with `make dev`)", file=out)
     return 0 if result.success else 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Mapping
@@ -75,6 +76,7 @@ class Settings:
     nightly_cron: str = "0 2 * * *"
     nightly_timezone: str = "UTC"
     trend_nights: int = 14
+    first_night: str = "2026-11-28"
     hf_endpoint: str | None = None
     hf_timeout_s: float = 10.0
     promptset_s3_uri: str | None = None
@@ -88,6 +90,10 @@ class Settings:
             ZoneInfo(self.nightly_timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise SettingsError(f"LLMPLAT_NIGHTLY_TZ={self.nightly_timezone!r} is not an IANA time zone") from None
+        try:
+            dt.date.fromisoformat(self.first_night)
+        except ValueError:
+            raise SettingsError(f"LLMPLAT_FIRST_NIGHT={self.first_night!r} is not a date (YYYY-MM-DD)") from None
         if not croniter_valid(self.nightly_cron):
             raise SettingsError(f"LLMPLAT_NIGHTLY_CRON={self.nightly_cron!r} is not a cron expression")
         for name, uri in (
@@ -130,6 +136,7 @@ class Settings:
             nightly_cron=env.get("LLMPLAT_NIGHTLY_CRON") or "0 2 * * *",
             nightly_timezone=env.get("LLMPLAT_NIGHTLY_TZ") or "UTC",
             trend_nights=_int(env.get("LLMPLAT_TREND_NIGHTS") or "14", "LLMPLAT_TREND_NIGHTS"),
+            first_night=env.get("LLMPLAT_FIRST_NIGHT") or "2026-11-28",
             hf_endpoint=env.get("HF_ENDPOINT") or None,
             hf_timeout_s=float(_int(env.get("LLMPLAT_HF_TIMEOUT_S") or "10", "LLMPLAT_HF_TIMEOUT_S")),
             promptset_s3_uri=env.get("LLMPLAT_PROMPTSET_S3_URI") or None,

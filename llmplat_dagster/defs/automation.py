@@ -8,12 +8,8 @@ import datetime as dt
 import json
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
-from llmplat_dagster.automation.alerts import format_alert, post_alert
-from llmplat_dagster.automation.hub import lookup_revisions, tracked_repos
 from llmplat_dagster.automation.promptset_versions import PromptsetSourceError, list_promptset_versions, new_versions
-from llmplat_dagster.automation.revisions import plan_revision_tick, run_key, run_tags
 from llmplat_dagster.catalog import Catalog
 from llmplat_dagster.defs.comparison import ComparisonResource
 from llmplat_dagster.defs.keys import EVALUATION, PREFIX, RESPONSES, TREND, asset_key, night_of, op_name, variant_keys
@@ -64,6 +60,9 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
         description="A new commit on a tracked Hub ref re-rolls and re-evaluates only the variants built on it.",
     )
     def model_revision_sensor(context: dg.SensorEvaluationContext):
+        from llmplat_dagster.automation.hub import lookup_revisions, tracked_repos
+        from llmplat_dagster.automation.revisions import plan_revision_tick, run_key, run_tags
+
         cursor = json.loads(context.cursor) if context.cursor else {}
         token = dg.EnvVar("HF_TOKEN").get_value() or None  # never logged; look-up errors are token-free
         results = lookup_revisions(
@@ -99,7 +98,7 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
         minimum_interval_seconds=300,
         description="A new promptset version under the configured S3 prefix re-runs the canaries or the comparison.",
     )
-    def promptset_sensor(context: dg.SensorEvaluationContext, s3: S3Resource):
+    def promptset_sensor(context: dg.SensorEvaluationContext, s3: dg.ConfigurableResource):
         if not settings.promptset_s3_uri:
             return dg.SkipReason("LLMPLAT_PROMPTSET_S3_URI is not set: no promptset prefix to watch")
         bucket, prefix = parse_s3_uri(settings.promptset_s3_uri, what="LLMPLAT_PROMPTSET_S3_URI")
@@ -135,6 +134,8 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
 
     @dg.run_failure_sensor(name="run_failure_alert_sensor", description="A concise alert for every failed run.")
     def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
+        from llmplat_dagster.automation.alerts import format_alert, post_alert
+
         run = context.dagster_run
         failures = context.get_step_failure_events()
         step = failures[0].step_key if failures else None

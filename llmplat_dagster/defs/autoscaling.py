@@ -10,8 +10,6 @@ from llmplat_dagster.automation.autoscaling import AutoscalingCheck
 from llmplat_dagster.catalog import Catalog
 from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource
 from llmplat_dagster.evaluation.promptsets import load_promptset
-from llmplat_dagster.serving.load import LoadDriver
-from llmplat_dagster.serving.requests import serving_requests
 
 
 class AutoscalingConfig(dg.Config):
@@ -32,6 +30,9 @@ def autoscaling_defs(catalog: Catalog) -> dg.Definitions:
         cluster: ClusterResource,
         endpoints: EndpointsResource,
     ) -> dg.Output[None]:
+        from llmplat_dagster.serving.load import LoadDriver
+        from llmplat_dagster.serving.requests import serving_requests
+
         v = catalog.variant(config.variant)
         kube = cluster.get()
         if getattr(kube, "kind", "") != "kubernetes":

@@ -4,19 +4,18 @@ Rows are checkpointed as they finish, so a run cut short (spot preemption of the
 resumes from what was already written instead of starting over.
 """
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import pandas as pd
 
 from llmplat_dagster.catalog import Catalog, VariantSpec
 from llmplat_dagster.defs.keys import asset_key
 from llmplat_dagster.defs.provenance import provenance
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource
 from llmplat_dagster.evaluation.promptsets import load_promptset
-from llmplat_dagster.serving.checkpoint import Checkpoint
-from llmplat_dagster.serving.client import Progress, run_promptset
-from llmplat_dagster.serving.probes import describe_server
-from llmplat_dagster.serving.requests import serving_requests
-from llmplat_dagster.serving.results import latency_summary, results_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PREVIEW_COLUMNS = ["prompt_id", "status", "ttft_s", "tpot_s", "e2e_s", "output_tokens", "error", "output_text"]
 
@@ -27,7 +26,7 @@ class CanaryConfig(dg.Config):
     promptset: str | None = None
 
 
-def _metadata(frame: pd.DataFrame, summary: dict, extra: dict) -> dict:
+def _metadata(frame: "pd.DataFrame", summary: dict, extra: dict) -> dict:
     meta = {k: round(float(val), 6) for k, val in summary.items() if isinstance(val, int | float) and val == val}
     preview = frame[[c for c in PREVIEW_COLUMNS if c in frame]].head(10).copy()
     if "output_text" in preview:
@@ -50,7 +49,14 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
         config: CanaryConfig,
         endpoints: EndpointsResource,
         serving: ServingResource,
-    ) -> dg.Output[pd.DataFrame]:
+    ) -> dg.Output:
+        # The serving stack (httpx, pandas) is imported when a canary runs, not when the code location loads.
+        from llmplat_dagster.serving.checkpoint import Checkpoint
+        from llmplat_dagster.serving.client import Progress, run_promptset
+        from llmplat_dagster.serving.probes import describe_server
+        from llmplat_dagster.serving.requests import serving_requests
+        from llmplat_dagster.serving.results import latency_summary, results_frame
+
         promptset = load_promptset(
             config.promptset or serving.promptset,
             max_model_len=v.max_model_len,

@@ -8,24 +8,26 @@ per candidate) and `lora_ab_experiment` (pairwise judge, both answer orders, win
 
 import base64
 import json
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from llmplat_dagster.catalog import Catalog
 from llmplat_dagster.defs.keys import AB, COMPARISON, EVALUATION_GROUP, RESPONSES, asset_key
 from llmplat_dagster.defs.provenance import provenance
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource
-from llmplat_dagster.evaluation import ab, judge
-from llmplat_dagster.evaluation.comparison import compare
+from llmplat_dagster.evaluation import judge
 from llmplat_dagster.evaluation.cost import DEFAULT_PRICES, load_prices
-from llmplat_dagster.evaluation.gate import GateRules
 from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset
-from llmplat_dagster.serving.client import ServingRequest, run_promptset
-from llmplat_dagster.serving.probes import describe_server
-from llmplat_dagster.serving.requests import serving_requests
-from llmplat_dagster.serving.results import results_frame
+
+# numpy/scipy/pandas/matplotlib (the statistics) and httpx (the serving client) are imported inside the assets:
+# every run pod and code server loads this module, and only evaluation runs need them.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from llmplat_dagster.evaluation.gate import GateRules
+    from llmplat_dagster.serving.client import ServingRequest
 
 
 class ComparisonResource(dg.ConfigurableResource):
@@ -65,7 +67,9 @@ class ComparisonResource(dg.ConfigurableResource):
         except ValueError as exc:
             raise dg.Failure(f"comparison.capacity: {exc}") from None
 
-    def rules(self) -> GateRules:
+    def rules(self) -> "GateRules":
+        from llmplat_dagster.evaluation.gate import GateRules
+
         return GateRules(
             min_quality_delta_low=self.min_quality_delta_low,
             max_parse_failure_rate=self.max_parse_failure_rate,
@@ -83,7 +87,11 @@ def _question(messages) -> str:
     return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
 
 
-def _judge_run(url: str, judge_model: str, requests: list[ServingRequest], serving: ServingResource) -> dict[str, str]:
+def _judge_run(
+    url: str, judge_model: str, requests: "list[ServingRequest]", serving: ServingResource
+) -> dict[str, str]:
+    from llmplat_dagster.serving.client import run_promptset
+
     rows = run_promptset(url, judge_model, requests, concurrency=serving.concurrency, timeout_s=serving.timeout_s)
     return {r.prompt_id: (r.output_text if r.ok else f"<judge request failed: {r.error}>") for r in rows}
 
@@ -115,7 +123,14 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
         endpoints: EndpointsResource,
         serving: ServingResource,
         comparison: ComparisonResource,
-    ) -> dg.Output[pd.DataFrame]:
+    ) -> dg.Output:
+        import pandas as pd
+
+        from llmplat_dagster.serving.client import run_promptset
+        from llmplat_dagster.serving.probes import describe_server
+        from llmplat_dagster.serving.requests import serving_requests
+        from llmplat_dagster.serving.results import results_frame
+
         names = [comparison.reference, *comparison.candidates]
         limit = min(catalog.variant(n).max_model_len for n in names)
         promptset = load_promptset(
@@ -172,11 +187,17 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
     )
     def quant_quality_comparison(
         context: dg.AssetExecutionContext,
-        responses: pd.DataFrame,
+        responses,
         endpoints: EndpointsResource,
         serving: ServingResource,
         comparison: ComparisonResource,
     ):
+        import pandas as pd
+
+        from llmplat_dagster.evaluation.comparison import compare
+        from llmplat_dagster.serving.client import ServingRequest
+        from llmplat_dagster.serving.probes import describe_server
+
         rows = responses.copy()
         rows["top_logprobs"] = rows["top_logprobs"].map(lambda v: json.loads(v) if isinstance(v, str) else None)
         ok = rows[rows["status"] == "ok"]
@@ -248,7 +269,7 @@ def gate_check_name(variant: str) -> str:
     return f"promotion_gate_{variant.replace('-', '_')}"
 
 
-def _gate_results(per_variant: pd.DataFrame, comparison: ComparisonResource):
+def _gate_results(per_variant: "pd.DataFrame", comparison: ComparisonResource):
     """One check result per candidate: which rule tripped and by how much, at the configured severity."""
     severity = dg.AssetCheckSeverity(comparison.gate_severity.upper())
     for variant in comparison.candidates:
@@ -290,11 +311,16 @@ def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> d
     )
     def lora_ab_experiment(
         context: dg.AssetExecutionContext,
-        responses: pd.DataFrame,
+        responses,
         endpoints: EndpointsResource,
         serving: ServingResource,
         comparison: ComparisonResource,
-    ) -> dg.Output[pd.DataFrame]:
+    ) -> dg.Output:
+        import pandas as pd
+
+        from llmplat_dagster.evaluation import ab
+        from llmplat_dagster.serving.client import ServingRequest
+
         ok = responses[responses["status"] == "ok"]
         control = ok[ok["variant"] == comparison.ab_control].set_index("prompt_id")
         treatment = ok[ok["variant"] == comparison.ab_treatment].set_index("prompt_id")

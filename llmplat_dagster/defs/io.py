@@ -1,22 +1,28 @@
-"""Results as parquet: a local folder by default, S3 (through dagster-aws) in production."""
+"""Results as parquet: a local folder by default, S3 (through dagster-aws) in production.
+
+pandas and dagster-aws are imported when a result is written or read, not when the code location loads.
+"""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
-from dagster_aws.s3 import S3Resource
 
 from llmplat_dagster.s3uri import is_s3, parse_s3_uri
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
     """One parquet object per asset (and partition): `<base_uri>/<asset/key/path>[/<partition>].parquet`."""
 
     base_uri: str = ".dagster_home/llmplat/results"
-    s3: S3Resource | None = None
+    # dagster-aws' S3Resource in production; typed as the base class so loading the code needs no dagster-aws.
+    s3: dg.ConfigurableResource | None = None
 
     def _uri(self, context: dg.InputContext | dg.OutputContext) -> str:
         parts = list(context.asset_key.path)
@@ -25,7 +31,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         return f"{self.base_uri.rstrip('/')}/{'/'.join(parts)}.parquet"
 
     def _client(self):
-        return (self.s3 or S3Resource()).get_client()
+        if self.s3 is None:
+            from dagster_aws.s3 import S3Resource
+
+            return S3Resource().get_client()
+        return self.s3.get_client()
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         if obj is None:
@@ -45,6 +55,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"uri": uri, "rows": len(obj)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        import pandas as pd
+
         uri = self._uri(context)  # an InputContext names the upstream asset and its partition
         if is_s3(uri):
             bucket, key = parse_s3_uri(uri, what="LLMPLAT_RESULTS_URI", key_required=True)

@@ -28,8 +28,9 @@ EVALUATION_GROUP = "evaluation"
 VARIANT_TAG = "llmplat/variant"
 TRIGGER_TAG = "llmplat/trigger"
 
-# The first night this project evaluates; partitions before it would only show as "missing" in the UI.
-PARTITIONS_START = "2026-11-01"
+# The first night this project evaluated (LLMPLAT_FIRST_NIGHT moves it for a new deployment); partitions before
+# it would only show as "missing" in the UI and make every partitioned asset look mostly unfilled.
+PARTITIONS_START = "2026-11-28"
 
 
 def asset_key(variant: str, stage: str) -> dg.AssetKey:
@@ -46,9 +47,9 @@ def variant_keys(variants, stages=STAGES) -> list[dg.AssetKey]:
     return [asset_key(v, s) for v in variants for s in stages]
 
 
-def daily_partitions(timezone: str) -> dg.DailyPartitionsDefinition:
-    """One partition per night; `end_offset=1` so tonight's run writes tonight's date, not yesterday's."""
-    return dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone=timezone, end_offset=1)
+def daily_partitions(timezone: str, first_night: str = PARTITIONS_START) -> dg.DailyPartitionsDefinition:
+    """One partition per night from the first; `end_offset=1` so tonight's run writes tonight's date."""
+    return dg.DailyPartitionsDefinition(start_date=first_night, timezone=timezone, end_offset=1)
 
 
 def night_of(moment: dt.datetime, timezone: str) -> str:

@@ -9,14 +9,6 @@ from llmplat_dagster.defs.keys import asset_key
 from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource
 from llmplat_dagster.k8s import render as r
 from llmplat_dagster.observability import required_series
-from llmplat_dagster.serving.probes import (
-    ProbeError,
-    chat_probe,
-    describe_server,
-    metrics_probe,
-    models_probe,
-    wait_for_model,
-)
 
 ROLLOUT_TAG = "llmplat/rollout-variant"  # dagster.yaml limits runs to one per value of this tag
 GOLDEN_CHECKS = ("models_listed", "chat_completion", "metric_contract")
@@ -75,6 +67,8 @@ def _readiness_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
     def _readiness(
         context: dg.AssetExecutionContext, cluster: ClusterResource, endpoints: EndpointsResource
     ) -> dg.MaterializeResult:
+        from llmplat_dagster.serving.probes import ProbeError, describe_server, wait_for_model
+
         start = time.monotonic()
         rollout = cluster.get().wait_for_rollout(catalog.namespace, v.name, timeout_s=cluster.rollout_timeout_s)
         if not rollout.ready:
@@ -115,6 +109,8 @@ def _golden_checks(catalog: Catalog, v: VariantSpec) -> dg.AssetChecksDefinition
         description="The design document's golden path: model list, a chat completion, the metric contract.",
     )
     def _checks(endpoints: EndpointsResource):
+        from llmplat_dagster.serving.probes import chat_probe, models_probe
+
         with endpoints.open(v.name) as url:
             for name, probe in (
                 ("models_listed", models_probe(url, v.served_name)),
@@ -131,6 +127,8 @@ def _json_lists(metadata: dict) -> dict:
 
 
 def _metric_check(url: str, required: list[str]) -> dg.AssetCheckResult:
+    from llmplat_dagster.serving.probes import metrics_probe
+
     report, error = metrics_probe(url, required)
     if report is None:
         return dg.AssetCheckResult(check_name="metric_contract", passed=False, metadata={"error": error})

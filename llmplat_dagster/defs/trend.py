@@ -3,10 +3,8 @@
 import base64
 
 import dagster as dg
-import pandas as pd
 
 from llmplat_dagster.defs.keys import COMPARISON, EVALUATION_GROUP, TREND
-from llmplat_dagster.evaluation.trend import trend_frame, trend_plot
 
 
 def trend_defs(nights: int) -> dg.Definitions:
@@ -17,6 +15,10 @@ def trend_defs(nights: int) -> dg.Definitions:
         description=f"Quality delta and p95 latency per variant over the last {nights} nights.",
     )
     def quality_trend(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        import pandas as pd
+
+        from llmplat_dagster.evaluation.trend import trend_frame, trend_plot
+
         result = context.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=COMPARISON), limit=nights * 4)
         records, against = [], set()
         for record in result.records:

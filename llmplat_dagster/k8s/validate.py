@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import kubernetes_validate
 import yaml
 
 from llmplat_dagster.k8s.render import Obj
@@ -114,13 +112,18 @@ class CrdSchemas:
         return self.schemas.get(key), self.sources.get(key, "")
 
 
-def _path(error: jsonschema.ValidationError) -> str:
+def _path(error) -> str:
+    """A jsonschema / kubernetes-validate error's location as `spec.template.containers[0].image`."""
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
 
 
 def validate_object(
     obj: Obj, crds: CrdSchemas, k8s_version: str = DEFAULT_K8S_VERSION, source: str = ""
 ) -> list[Problem]:
+    # Imported here, not at module top: loading the Dagster code location must not pay for the schema libraries.
+    import jsonschema
+    import kubernetes_validate
+
     kind = obj.get("kind", "?")
     name = (obj.get("metadata") or {}).get("name", "?")
     if _group(obj.get("apiVersion", "")) in BUILTIN_GROUPS:
