@@ -40,7 +40,7 @@ class SimConfig:
     batch_slowdown: float = 0.04
     startup_delay_s: float = 0.0
     quant_noise: float | None = None
-    lora_noise: float = 0.05
+    lora_noise: float = 0.3
     reference_model: str | None = None
     kv_capacity_tokens: int | None = None
     metrics_generation: str = "v1"
@@ -69,7 +69,7 @@ class SimConfig:
     def effective_quant_noise(self) -> float:
         if self.quant_noise is not None:
             return self.quant_noise
-        return 0.03 if self.is_quantized else 0.0
+        return 0.3 if self.is_quantized else 0.0  # logit noise std; sim/README.md "Calibration"
 
 
 def _parse_lora_modules(values: list[str]) -> dict[str, str]:
@@ -116,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sim-itl", type=float, default=None, help="seconds per output token at batch 1")
     s.add_argument("--sim-batch-slowdown", type=float, default=0.04, help="ITL growth per extra running seq")
     s.add_argument("--sim-startup-delay", type=float, default=0.0, help="seconds of 'model load' (503s)")
-    s.add_argument("--sim-quant-noise", type=float, default=None, help="per-token divergence rate")
-    s.add_argument("--sim-lora-noise", type=float, default=0.05, help="extra divergence for adapters")
+    s.add_argument("--sim-quant-noise", type=float, default=None, help="std of quantization's logit noise (0.3)")
+    s.add_argument("--sim-lora-noise", type=float, default=0.3, help="share of prompts an adapter answers anew")
     s.add_argument("--sim-reference-model", default=None, help="key of the reference text")
     s.add_argument("--sim-kv-capacity-tokens", type=int, default=None)
     s.add_argument("--sim-metrics-generation", "--metrics-generation", choices=["v0", "v1"], default="v1")
