@@ -19,6 +19,7 @@ VERBATIM_TAGS = frozenset({"code", "json", "yaml", "copying", "formatting"})
 _PIECE = re.compile(r"\s*\S+")
 _WORD = re.compile(r"\w+")
 _REGEX_ESCAPE = re.compile(r"\\[A-Za-z]|\(\?[A-Za-z]+[:)]")  # \b, \d, (?i) ... are syntax, not words
+_FLAGS = re.compile(r"^\(\?[A-Za-z]+\)")  # a leading (?i) before an anchor
 _REGEX_WORDS = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,}")
 
 
@@ -40,6 +41,7 @@ class Answer:
     reference: str
     terms: tuple[str, ...] = ()  # casefolded texts the prompt's assertions look for
     verbatim: bool = False
+    strict: bool = False  # its checks pin the whole output (equals, is-json, starts-with, an anchored regex)
 
     @functools.cached_property
     def tokens(self) -> list[str]:
@@ -84,6 +86,18 @@ def assertion_terms(assertions) -> tuple[str, ...]:
     return tuple(t.casefold() for t in out if t.strip())
 
 
+def pins_whole_output(assertions) -> bool:
+    """Whether a check leaves no room for text around the answer (a chatty model would fail it)."""
+    return any(
+        not a.negated
+        and (
+            a.base in ("equals", "is-json", "starts-with")
+            or (a.base == "regex" and a.value.lstrip("(?ims)").startswith(("^", "\\A")))
+        )
+        for a in assertions
+    )
+
+
 class Knowledge:
     """Answers by normalized prompt text (a chat request's messages joined by newlines, system folded in)."""
 
@@ -107,7 +121,9 @@ class Knowledge:
                 continue
             text = "\n".join(m["content"] for m in fold_system_message([dict(m) for m in p.messages]))
             verbatim = bool(VERBATIM_TAGS & set(p.tags))
-            answers[normalize(text)] = Answer(p.id, p.reference, assertion_terms(p.assertions), verbatim)
+            answers[normalize(text)] = Answer(
+                p.id, p.reference, assertion_terms(p.assertions), verbatim, pins_whole_output(p.assertions)
+            )
         return cls(answers)
 
 

@@ -22,7 +22,7 @@ import math
 import random
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from llmplat_dagster.sim.knowledge import Answer, Knowledge, pieces
 
@@ -123,18 +123,18 @@ class Step:
 
 @dataclass
 class Plan:
-    """A token sequence and the key its candidates are drawn from; ``open`` = filler, not a known answer."""
+    """A token sequence and the key its candidates are drawn from. Tokens from ``open_from`` on are filler (free
+    text: a chatty model's explanation after a known answer, or the whole answer to an unknown prompt)."""
 
     steps: list[Step]
     key: str
-    open: bool = False
-    answer: Answer | None = field(default=None, repr=False)
+    open_from: int = 0
     pool: tuple[str, ...] = _VOCAB  # the words a paraphrase draws from: the answer's own, so its language
 
-    @classmethod
-    def of_answer(cls, steps: list[Step], key: str, answer: Answer) -> Plan:
-        words = tuple(sorted({w for s in steps if not s.critical and (w := _core(s.text).lower()).isalpha()}))
-        return cls(steps, key, answer=answer, pool=words if len(words) >= 5 else _VOCAB)
+
+def _pool(steps: list[Step]) -> tuple[str, ...]:
+    words = tuple(sorted({w for s in steps if not s.critical and (w := _core(s.text).lower()).isalpha()}))
+    return words if len(words) >= 5 else _VOCAB
 
 
 def _core(text: str) -> str:
@@ -243,9 +243,14 @@ def _ends_sentence(key: str, prompt: str, i: int) -> bool:
     return i >= 3 and unit(key, prompt, i, "end") < 0.08
 
 
-def _filler(key: str, prompt: str, n: int, start: int = 0) -> list[Step]:
-    """Words from a small English/infra vocabulary and the prompt's own long words, as sentences."""
-    topic = sorted({w.lower() for w in _TOPIC_RE.findall(prompt)})
+def tail_length(variant: Variant, prompt: str) -> int:
+    """Tokens of explanation a chatty model adds after an answer whose checks allow it: 16..75, per prompt."""
+    return 16 + _digest(variant.identity, prompt, "tail") % 60
+
+
+def _filler(key: str, prompt: str, n: int, start: int = 0, topic: tuple[str, ...] | None = None) -> list[Step]:
+    """Words from a small English/infra vocabulary and the prompt's own long words (or ``topic``), as sentences."""
+    topic = sorted({w.lower() for w in _TOPIC_RE.findall(prompt)}) if topic is None else list(topic)
     steps = []
     for i in range(start, start + n):
         rng = random.Random(_digest(key, prompt, i))
@@ -306,29 +311,47 @@ def plan(variant: Variant, prompt: str, knowledge: Knowledge | None = None) -> P
     answer = knowledge.lookup(prompt) if knowledge is not None else None
     key = f"{variant.identity}|{prompt}"
     if answer is None:
-        return Plan(_filler(variant.identity, prompt, natural_length(variant, prompt)), key, open=True)
+        return Plan(_filler(variant.identity, prompt, natural_length(variant, prompt)), key)
     steps = [Step(t, classify(t, answer)) for t in answer.tokens]
-    pool = Plan.of_answer(steps, key, answer).pool
+    pool = _pool(steps)
     rng = random.Random(_digest(key, "plan"))
     if not knows(variant, prompt):
         steps = _corrupted(steps, rng, first=True, pool=pool)
     elif variant.adapter is not None:
         steps = _rephrase(steps, rng, pool)  # an adapter says it in its own words
-    return Plan(steps, key, answer=answer, pool=pool)
+    end = len(steps)
+    if not answer.strict:  # a chatty model explains what it answered, unless the format forbids it
+        steps += _explanation(key, prompt, tail_length(variant, prompt), end, pool)
+    return Plan(steps, key, open_from=end, pool=pool)
+
+
+def _explanation(key: str, prompt: str, n: int, start: int, pool: tuple[str, ...]) -> list[Step]:
+    """What a chatty model adds after its answer: sentences in the answer's own words (so its language)."""
+    tail = _filler(key, prompt, n, start, topic=pool)
+    if tail:
+        tail[0] = Step("\n\n" + tail[0].text.strip().capitalize())
+    return tail
 
 
 def _diverge(plan_: Plan, i: int, emitted: str, salt: str, prompt: str) -> Plan:
     """The plan after emitting ``emitted`` instead of the plan's token at position ``i``."""
     step = plan_.steps[i]
     key = f"{plan_.key}|{salt}@{i}"
-    rest = plan_.steps[i + 1 :]
-    if plan_.open:
-        tail = _filler(key, prompt, len(rest), start=i + 1)
-    elif step.critical:
-        tail = _corrupted(rest, random.Random(_digest(key, "rest")), first=False, pool=plan_.pool)
+    if i >= plan_.open_from:  # in free text: a different text from here on
+        topic = plan_.pool if plan_.open_from else None
+        rest = _filler(key, prompt, len(plan_.steps) - i - 1, start=i + 1, topic=topic)
+        return Plan([*plan_.steps[:i], Step(emitted, step.kind), *rest], key, plan_.open_from, plan_.pool)
+    answer, explained = plan_.steps[i + 1 : plan_.open_from], len(plan_.steps) - plan_.open_from
+    rng = random.Random(_digest(key, "rest"))
+    if step.critical:
+        answer = _corrupted(answer, rng, first=False, pool=plan_.pool)
     else:
-        tail = _rephrase(rest, random.Random(_digest(key, "rest")), plan_.pool)
-    return Plan([*plan_.steps[:i], Step(emitted, step.kind), *tail], key, plan_.open, plan_.answer, plan_.pool)
+        answer = _rephrase(answer, rng, plan_.pool)
+    steps = [*plan_.steps[:i], Step(emitted, step.kind), *answer]
+    end = len(steps)
+    if explained:
+        steps += _explanation(key, prompt, explained, end, plan_.pool)
+    return Plan(steps, key, end, plan_.pool)
 
 
 def generate(

@@ -175,10 +175,14 @@ def test_a_known_prompt_is_answered_right_at_the_skill_rate_and_wrong_answers_fa
     assert wrong_but_passing / wrong < 0.2  # a corrupted answer rarely still passes
 
 
-def test_without_knowledge_a_known_prompt_gets_filler():
-    p = KNOWN[0]
-    assert _text(REF, _asked(p), p.max_tokens) != p.reference
-    assert _text(REF, _asked(p), p.max_tokens, KNOWLEDGE) in (p.reference, _text(REF, _asked(p), 64, KNOWLEDGE))
+def test_a_right_answer_is_the_reference_with_an_explanation_where_the_checks_allow_one():
+    strict, chatty = (next(p for p in KNOWN if p.id == pid) for pid in ("quant-arith-001", "quant-fact-002"))
+    seed = next(s for s in range(20) if all(knows(Variant(REF.ref_key, s), _asked(p)) for p in (strict, chatty)))
+    model = Variant(REF.ref_key, seed)
+    assert _text(model, _asked(strict), strict.max_tokens, KNOWLEDGE) == strict.reference  # "the exact integer only"
+    explained = _text(model, _asked(chatty), chatty.max_tokens, KNOWLEDGE)
+    assert explained.startswith(chatty.reference + "\n\n") and len(explained) > len(chatty.reference) + 40
+    assert _text(model, _asked(strict), strict.max_tokens) != strict.reference  # without knowledge: filler
 
 
 def test_an_adapter_is_a_model_of_its_own_wording_and_knowledge():
