@@ -15,7 +15,7 @@ from llmplat_dagster.evaluation.promptsets import load_promptset
 from llmplat_dagster.serving.checkpoint import Checkpoint
 from llmplat_dagster.serving.client import Progress, run_promptset
 from llmplat_dagster.serving.probes import describe_server
-from llmplat_dagster.serving.requests import serving_requests
+from llmplat_dagster.serving.requests import request_model, serving_requests
 from llmplat_dagster.serving.results import latency_summary, results_frame
 
 PREVIEW_COLUMNS = ["prompt_id", "status", "ttft_s", "tpot_s", "e2e_s", "output_tokens", "error", "output_text"]
@@ -72,7 +72,7 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
             server = describe_server(url)
             new = run_promptset(
                 url,
-                v.served_name,
+                request_model(v),
                 serving_requests(promptset.prompts),
                 concurrency=serving.concurrency,
                 variant=v.name,
@@ -110,6 +110,7 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
                 {
                     "measured_against": server,
                     "endpoint": url,
+                    "model": request_model(v),
                     "promptset": promptset.name,
                     "promptset_version": promptset.version,
                     **source,

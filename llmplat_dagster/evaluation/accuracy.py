@@ -18,6 +18,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from llmplat_dagster.evaluation.assertions import evaluate
 from llmplat_dagster.evaluation.bootstrap import paired_bootstrap_ci
 
 BOOTSTRAP_MAX_ROWS = 5000
@@ -143,3 +144,19 @@ def paired_accuracy(
         return PairedAccuracy(delta, delta - half, delta + half, n, gained, lost, p, confidence)
     ci = paired_bootstrap_ci(cand, ref, n_resamples=n_resamples, confidence=confidence, seed=seed)
     return PairedAccuracy(ci.delta, ci.low, ci.high, ci.n, gained, lost, p, confidence)
+
+
+def expectation_columns(frame, prompts) -> dict[str, list]:
+    """Per result row: ``correct`` (the prompt's assertions on its output; None when the prompt has none or the
+    request failed), ``assert_failures`` (why not, "; "-joined), and the prompt's ``reference_answer`` and
+    ``rubric`` for the judge. ``prompts``: the promptset's prompts (``evaluation.promptsets.Prompt``)."""
+    by_id = {p.id: p for p in prompts}
+    out: dict[str, list] = {"correct": [], "assert_failures": [], "reference_answer": [], "rubric": []}
+    for pid, status, text in zip(frame["prompt_id"], frame["status"], frame["output_text"], strict=True):
+        prompt = by_id.get(pid)
+        outcome = evaluate(prompt.assertions, text or "") if prompt and prompt.checkable and status == "ok" else None
+        out["correct"].append(None if outcome is None else outcome.passed)
+        out["assert_failures"].append("; ".join(outcome.failures) if outcome and outcome.failures else None)
+        out["reference_answer"].append(prompt.reference if prompt else None)
+        out["rubric"].append(prompt.rubric if prompt else None)
+    return out

@@ -28,6 +28,7 @@ class SimConfig:
     gpu_memory_utilization: float = 0.9
     enable_lora: bool = False
     max_loras: int = 1
+    max_lora_rank: int = 16
     lora_modules: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     v.add_argument("--enable-lora", action="store_true")
     v.add_argument("--max-loras", type=int, default=1)
+    v.add_argument("--max-lora-rank", type=int, default=16)
     v.add_argument("--lora-modules", nargs="+", default=[])
     v.add_argument("--host", default="127.0.0.1")
     v.add_argument("--port", type=int, default=8000)
@@ -158,6 +160,7 @@ def parse_args(argv: list[str]) -> SimConfig:
         gpu_memory_utilization=ns.gpu_memory_utilization,
         enable_lora=ns.enable_lora,
         max_loras=ns.max_loras,
+        max_lora_rank=ns.max_lora_rank,
         lora_modules=_parse_lora_modules(ns.lora_modules),
         host=ns.host,
         port=ns.port,
