@@ -17,6 +17,7 @@ from llmplat_dagster.serving.client import Progress, run_promptset
 from llmplat_dagster.serving.probes import describe_server
 from llmplat_dagster.serving.requests import request_model, serving_requests
 from llmplat_dagster.serving.results import latency_summary, results_frame
+from llmplat_dagster.serving.timebase import probe_timebase
 
 PREVIEW_COLUMNS = ["prompt_id", "status", "ttft_s", "tpot_s", "e2e_s", "output_tokens", "error", "output_text"]
 
@@ -69,7 +70,7 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
             context.log.info(f"{v.name}: {p.done}/{p.total} requests ({p.errors} failed), {p.requests_per_s:.1f} req/s")
 
         with endpoints.open(v.name) as url:
-            server = describe_server(url)
+            server, timebase = describe_server(url), probe_timebase(url)
             new = run_promptset(
                 url,
                 request_model(v),
@@ -109,6 +110,7 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
                 summary,
                 {
                     "measured_against": server,
+                    "time_basis": timebase.raw_label,
                     "endpoint": url,
                     "model": request_model(v),
                     "promptset": promptset.name,

@@ -42,9 +42,17 @@ class Timebase:
 
     @property
     def label(self) -> str:
+        """For figures converted with :func:`to_model_time`."""
         if not self.simulated:
             return "measured (real server time)"
         return f"simulated (llmplat-sim at time scale {self.time_scale:g}, converted to simulated T4 time)"
+
+    @property
+    def raw_label(self) -> str:
+        """For figures left as measured."""
+        if not self.simulated:
+            return "measured (real server time)"
+        return f"simulated, as measured at llmplat-sim's time scale {self.time_scale:g} (divide by it for T4 time)"
 
 
 def probe_timebase(base_url: str, timeout_s: float = 5.0, get: Callable[..., Any] = httpx.get) -> Timebase:

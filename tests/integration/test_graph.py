@@ -98,6 +98,8 @@ def test_whole_graph_materializes_against_the_simulator(tmp_path: Path, crd_dir:
         assert ready["endpoint"].value == sims[v].base_url
         canary = mats[_key(v, "canary")]
         assert "simulator" in canary["measured_against"].value
+        assert canary["time_basis"].value.startswith("simulated, as measured at llmplat-sim's time scale 0.02")
+        assert canary["model"].value == ("chat-de" if v == "mistral-7b-lora" else v)
         assert canary["requests"].value == 33 and canary["error_rate"].value == 0
         assert 0 < canary["ttft_s_p50"].value <= canary["ttft_s_p95"].value <= canary["e2e_s_p95"].value
         rows = pd.read_parquet(tmp_path / "llmplat" / "results" / "llm_baseline" / v / "canary" / f"{NIGHT}.parquet")

@@ -87,7 +87,8 @@ def test_probe_timebase_knows_the_simulator_and_takes_anything_else_as_real(answ
 
 def test_the_label_says_simulated_and_at_which_scale():
     assert Timebase(0.05, True).label.startswith("simulated (llmplat-sim at time scale 0.05")
-    assert Timebase().label == "measured (real server time)"
+    assert Timebase(0.05, True).raw_label.startswith("simulated, as measured at llmplat-sim's time scale 0.05")
+    assert Timebase().label == Timebase().raw_label == "measured (real server time)"
     with pytest.raises(ValueError):
         Timebase(0.0, True)
 
