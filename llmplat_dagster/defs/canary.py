@@ -15,9 +15,8 @@ from llmplat_dagster.evaluation.promptsets import load_promptset
 from llmplat_dagster.serving.checkpoint import Checkpoint
 from llmplat_dagster.serving.client import Progress, run_promptset
 from llmplat_dagster.serving.probes import describe_server
-from llmplat_dagster.serving.requests import request_model, serving_requests
+from llmplat_dagster.serving.requests import serving_requests
 from llmplat_dagster.serving.results import latency_summary, results_frame
-from llmplat_dagster.serving.timebase import probe_timebase
 
 PREVIEW_COLUMNS = ["prompt_id", "status", "ttft_s", "tpot_s", "e2e_s", "output_tokens", "error", "output_text"]
 
@@ -52,6 +51,9 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
         endpoints: EndpointsResource,
         serving: ServingResource,
     ) -> dg.Output[pd.DataFrame]:
+        from llmplat_dagster.serving.requests import request_model
+        from llmplat_dagster.serving.timebase import probe_timebase
+
         promptset = load_promptset(
             config.promptset or serving.promptset,
             max_model_len=v.max_model_len,

@@ -18,16 +18,14 @@ from llmplat_dagster.defs.keys import AB, COMPARISON, EVALUATION_GROUP, RESPONSE
 from llmplat_dagster.defs.provenance import provenance
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource
 from llmplat_dagster.evaluation import ab, judge
-from llmplat_dagster.evaluation.accuracy import expectation_columns
 from llmplat_dagster.evaluation.comparison import compare
 from llmplat_dagster.evaluation.cost import DEFAULT_PRICES, load_prices
 from llmplat_dagster.evaluation.gate import DEFAULT_METRIC, DEFAULT_MIN_DELTA_LOW, GATE_METRICS, GateRules
 from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset
 from llmplat_dagster.serving.client import ServingRequest, run_promptset
 from llmplat_dagster.serving.probes import describe_server
-from llmplat_dagster.serving.requests import request_model, serving_requests
+from llmplat_dagster.serving.requests import serving_requests
 from llmplat_dagster.serving.results import results_frame
-from llmplat_dagster.serving.timebase import probe_timebase
 
 
 class ComparisonResource(dg.ConfigurableResource):
@@ -98,11 +96,11 @@ def _structured(cfg: ComparisonResource, schema: dict) -> dict:
     return {"response_format": {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}}
 
 
-def _joined(lists: pd.Series) -> pd.Series:
+def _joined(lists: "pd.Series") -> "pd.Series":
     return lists.map(lambda v: ",".join(v) if v is not None else "")
 
 
-def _text(frame: pd.DataFrame, row: str, column: str) -> str | None:
+def _text(frame: "pd.DataFrame", row: str, column: str) -> str | None:
     """A text cell of an optional column (parquet gives None or NaN for a prompt without one)."""
     value = frame.at[row, column] if column in frame else None
     return value if isinstance(value, str) else None
@@ -130,6 +128,10 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
         serving: ServingResource,
         comparison: ComparisonResource,
     ) -> dg.Output[pd.DataFrame]:
+        from llmplat_dagster.evaluation.accuracy import expectation_columns
+        from llmplat_dagster.serving.requests import request_model
+        from llmplat_dagster.serving.timebase import probe_timebase
+
         names = [comparison.reference, *comparison.candidates]
         limit = min(catalog.variant(n).max_model_len for n in names)
         promptset = load_promptset(
@@ -330,6 +332,8 @@ def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> d
         serving: ServingResource,
         comparison: ComparisonResource,
     ) -> dg.Output[pd.DataFrame]:
+        from llmplat_dagster.serving.requests import request_model
+
         ok = responses[responses["status"] == "ok"]
         control = ok[ok["variant"] == comparison.ab_control].set_index("prompt_id")
         treatment = ok[ok["variant"] == comparison.ab_treatment].set_index("prompt_id")

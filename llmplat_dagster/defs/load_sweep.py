@@ -2,20 +2,18 @@
 
 import base64
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from llmplat_dagster.catalog import Catalog, VariantSpec
 from llmplat_dagster.defs.keys import SWEEP_STAGE, VARIANT_TAG, asset_key
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource
 from llmplat_dagster.evaluation.promptsets import load_promptset
-from llmplat_dagster.serving.client import run_promptset
-from llmplat_dagster.serving.probes import describe_server
-from llmplat_dagster.serving.requests import request_model, serving_requests
-from llmplat_dagster.serving.sweep import SLO, analyse, concurrency_levels, run_sweep, sweep_plot
-from llmplat_dagster.serving.timebase import probe_timebase
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WEEKLY_CRON = "0 4 * * 0"  # Sundays 04:00, clear of the nightly evaluation
 
@@ -52,7 +50,7 @@ def _png(png: bytes, title: str) -> str:
     return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
-def _table(levels: pd.DataFrame) -> dg.MetadataValue:
+def _table(levels: "pd.DataFrame") -> dg.MetadataValue:
     schema = dg.TableSchema(
         columns=[dg.TableColumn(name, kind, description=desc) for name, (kind, desc) in COLUMNS.items()]
     )
@@ -80,7 +78,14 @@ def _sweep_asset(v: VariantSpec) -> dg.AssetsDefinition:
         config: LoadSweepConfig,
         endpoints: EndpointsResource,
         serving: ServingResource,
-    ) -> dg.Output[pd.DataFrame]:
+    ) -> dg.Output:
+        # The serving stack (httpx, pandas, numpy) is imported when a sweep runs, not when the code location loads.
+        from llmplat_dagster.serving.client import run_promptset
+        from llmplat_dagster.serving.probes import describe_server
+        from llmplat_dagster.serving.requests import request_model, serving_requests
+        from llmplat_dagster.serving.sweep import SLO, analyse, concurrency_levels, run_sweep, sweep_plot
+        from llmplat_dagster.serving.timebase import probe_timebase
+
         slo = SLO(config.slo_ttft_ms, config.slo_tpot_ms, config.slo_e2el_ms)
         prompts = load_promptset(config.promptset, max_model_len=v.max_model_len, variant=v.name).prompts
         requests = serving_requests(prompts[: config.prompts] if config.prompts else prompts)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmplat_dagster.evaluation.bootstrap import CI
+if TYPE_CHECKING:  # the rules are configuration a code location loads; numpy is for when a gate is evaluated
+    from llmplat_dagster.evaluation.bootstrap import CI
 
 GATE_METRICS = ("accuracy", "similarity", "exact_match", "token_agreement", "judge_score")  # higher is better, all
 DEFAULT_METRIC = "accuracy"
