@@ -1,8 +1,9 @@
 """Time ``evaluation.comparison.compare`` on synthetic paired results (10k, 30k, 100k prompts per variant).
 
 Synthetic, seeded: the reference answers are 50-150 word tokens (with sentence punctuation) drawn from a
-2,000-word vocabulary; AWQ and LoRA replace each token independently with probability 2% and 5% (as the
-simulator does), and ~2% of prompts carry top-5 logprobs (the quant-sensitivity share that requests them).
+2,000-word vocabulary; AWQ and LoRA replace each token independently with probability 2% and 5%, ~2% of prompts
+carry top-5 logprobs (the quant-sensitivity share that requests them) and every prompt a right/wrong verdict of its
+assertions (80% / 78% / 77% right). The gate metric is similarity, so the bootstrap runs over text metrics.
 Data generation is not timed. Prints only; the target is < 3 s at 100k prompts.
 
     .venv/bin/python bench/comparison.py [--sizes 10000 30000 100000] [--resamples 2000] [--logprob-share 0.02]
@@ -21,6 +22,7 @@ from llmplat_dagster.evaluation.comparison import compare
 from llmplat_dagster.evaluation.gate import GateRules
 
 VARIANTS = {"mistral-7b-fp16": 0.0, "mistral-7b-awq": 0.02, "mistral-7b-lora": 0.05}
+RIGHT = {"mistral-7b-fp16": 0.80, "mistral-7b-awq": 0.78, "mistral-7b-lora": 0.77}
 VOCAB = np.array([f"w{i}" for i in range(2000)], dtype=object)
 TOP_K = 5
 
@@ -71,6 +73,7 @@ def synthetic_rows(n: int, *, seed: int = 0, logprob_share: float = 0.02) -> pd.
                     "prompt_tokens": rng.integers(20, 400, size=n),
                     "started_s": np.sort(rng.uniform(0, n / 20, size=n)),
                     "top_logprobs": lps,
+                    "correct": rng.random(n) < RIGHT[variant],
                 }
             )
         )
@@ -95,7 +98,7 @@ def main() -> None:
             report = compare(
                 rows,
                 prices=prices,
-                rules=GateRules(),
+                rules=GateRules(metric="similarity"),
                 n_resamples=args.resamples,
                 seed=0,
                 measured_against="synthetic bench data (not a measurement)",

@@ -10,7 +10,8 @@ from llmplat_dagster.defs.autoscaling import autoscaling_defs
 from llmplat_dagster.defs.canary import canary_defs
 from llmplat_dagster.defs.comparison import ComparisonResource, comparison_defs
 from llmplat_dagster.defs.io import ParquetIOManager
-from llmplat_dagster.defs.keys import PREFIX, STAGES, daily_partitions
+from llmplat_dagster.defs.keys import PREFIX, STAGES, SWEEP_STAGE, daily_partitions
+from llmplat_dagster.defs.load_sweep import load_sweep_defs
 from llmplat_dagster.defs.manifests import manifests_defs
 from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource, ServingResource
 from llmplat_dagster.defs.rollout import rollout_defs
@@ -21,7 +22,7 @@ from llmplat_dagster.settings import Settings
 
 
 def jobs() -> list[dg.UnresolvedAssetJobDefinition]:
-    everything = dg.AssetSelection.key_prefixes([PREFIX])
+    everything = dg.AssetSelection.key_prefixes([PREFIX]) - dg.AssetSelection.key_substring(f"/{SWEEP_STAGE}")
     by_stage = {stage: dg.AssetSelection.key_substring(f"/{stage}") & everything for stage in STAGES}
     rollout = by_stage["manifests"] | by_stage["deployment"] | by_stage["readiness"]
     return [
@@ -102,6 +103,7 @@ def build_definitions(settings: Settings, overrides: dict[str, object] | None = 
         trend_defs(settings.trend_nights),
         automation_defs(catalog, settings),
         autoscaling_defs(catalog),
+        load_sweep_defs(catalog, settings.nightly_timezone),
         dg.Definitions(jobs=jobs(), resources={**resources(settings), **(overrides or {})}),
     )
 

@@ -108,9 +108,10 @@ def run_demo(settings: Settings | None = None, out=sys.stdout, manifests: Path =
     if ab:
         m = {k: v.value for k, v in ab.items()}
         print(
-            f"LoRA A/B: {m['treatment']} vs {m['control']}: win rate {m['win_rate']:.2f} "
-            f"[{m['win_rate_ci_low']:.2f}, {m['win_rate_ci_high']:.2f}] over {m['decided_pairs']} decided pairs, "
-            f"sign test p={m['p_value']:.3g}, judge position bias {m['position_bias_rate']:.0%}",
+            f"LoRA A/B: {m['treatment']} (adapter {m['treatment_model']}) vs {m['control']}: win rate "
+            f"{m['win_rate']:.2f} [{m['win_rate_ci_low']:.2f}, {m['win_rate_ci_high']:.2f}] (ties count half; "
+            f"{m['decided_pairs']} decided pairs, {m['ties_or_inconsistent']} ties), sign test p={m['p_value']:.3g}, "
+            f"judge position bias {m['position_bias_rate']:.0%}; judged against each prompt's reference answer",
             file=out,
         )
     print("Pareto plot: the quant_quality_comparison asset's metadata in the UI", file=out)

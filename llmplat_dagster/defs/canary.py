@@ -54,8 +54,9 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
         from llmplat_dagster.serving.checkpoint import Checkpoint
         from llmplat_dagster.serving.client import Progress, run_promptset
         from llmplat_dagster.serving.probes import describe_server
-        from llmplat_dagster.serving.requests import serving_requests
+        from llmplat_dagster.serving.requests import request_model, serving_requests
         from llmplat_dagster.serving.results import latency_summary, results_frame
+        from llmplat_dagster.serving.timebase import probe_timebase
 
         promptset = load_promptset(
             config.promptset or serving.promptset,
@@ -75,10 +76,10 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
             context.log.info(f"{v.name}: {p.done}/{p.total} requests ({p.errors} failed), {p.requests_per_s:.1f} req/s")
 
         with endpoints.open(v.name) as url:
-            server = describe_server(url)
+            server, timebase = describe_server(url), probe_timebase(url)
             new = run_promptset(
                 url,
-                v.served_name,
+                request_model(v),
                 serving_requests(promptset.prompts),
                 concurrency=serving.concurrency,
                 variant=v.name,
@@ -115,7 +116,9 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
                 summary,
                 {
                     "measured_against": server,
+                    "time_basis": timebase.raw_label,
                     "endpoint": url,
+                    "model": request_model(v),
                     "promptset": promptset.name,
                     "promptset_version": promptset.version,
                     **source,

@@ -19,6 +19,7 @@ from llmplat_dagster.defs.provenance import provenance
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource
 from llmplat_dagster.evaluation import judge
 from llmplat_dagster.evaluation.cost import DEFAULT_PRICES, load_prices
+from llmplat_dagster.evaluation.gate import DEFAULT_METRIC, DEFAULT_MIN_DELTA_LOW, GATE_METRICS, GateRules
 from llmplat_dagster.evaluation.promptsets import fold_system_message, load_promptset
 
 # numpy/scipy/pandas/matplotlib (the statistics) and httpx (the serving client) are imported inside the assets:
@@ -26,7 +27,6 @@ from llmplat_dagster.evaluation.promptsets import fold_system_message, load_prom
 if TYPE_CHECKING:
     import pandas as pd
 
-    from llmplat_dagster.evaluation.gate import GateRules
     from llmplat_dagster.serving.client import ServingRequest
 
 
@@ -43,9 +43,11 @@ class ComparisonResource(dg.ConfigurableResource):
     structured_judge_output: bool = Field(default=True, description="ask for response_format json_schema")
     n_resamples: int = 2000
     seed: int = 0
-    min_quality_delta_low: float = Field(default=-0.05, description="gate: lowest acceptable CI bound of the delta")
+    min_quality_delta_low: float = Field(
+        default=DEFAULT_MIN_DELTA_LOW, description="gate: lowest acceptable CI bound of the delta"
+    )
     max_parse_failure_rate: float = Field(default=0.1, description="gate: highest acceptable judge parse failures")
-    gate_metric: str = "similarity"
+    gate_metric: str = Field(default=DEFAULT_METRIC, description=f"gate: one of {', '.join(GATE_METRICS)}")
     gate_severity: str = Field(default="ERROR", description="ERROR blocks downstream; WARN only reports")
     capacity: str = Field(default="spot", description="spot | on_demand: which node price to use")
     node_prices: dict[str, dict[str, float]] = Field(
@@ -67,9 +69,7 @@ class ComparisonResource(dg.ConfigurableResource):
         except ValueError as exc:
             raise dg.Failure(f"comparison.capacity: {exc}") from None
 
-    def rules(self) -> "GateRules":
-        from llmplat_dagster.evaluation.gate import GateRules
-
+    def rules(self) -> GateRules:
         return GateRules(
             min_quality_delta_low=self.min_quality_delta_low,
             max_parse_failure_rate=self.max_parse_failure_rate,
@@ -102,6 +102,16 @@ def _structured(cfg: ComparisonResource, schema: dict) -> dict:
     return {"response_format": {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}}
 
 
+def _joined(lists: "pd.Series") -> "pd.Series":
+    return lists.map(lambda v: ",".join(v) if v is not None else "")
+
+
+def _text(frame: "pd.DataFrame", row: str, column: str) -> str | None:
+    """A text cell of an optional column (parquet gives None or NaN for a prompt without one)."""
+    value = frame.at[row, column] if column in frame else None
+    return value if isinstance(value, str) else None
+
+
 def _png_markdown(png: bytes, title: str) -> str:
     return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
@@ -126,10 +136,12 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
     ) -> dg.Output:
         import pandas as pd
 
+        from llmplat_dagster.evaluation.accuracy import expectation_columns
         from llmplat_dagster.serving.client import run_promptset
         from llmplat_dagster.serving.probes import describe_server
-        from llmplat_dagster.serving.requests import serving_requests
+        from llmplat_dagster.serving.requests import request_model, serving_requests
         from llmplat_dagster.serving.results import results_frame
+        from llmplat_dagster.serving.timebase import probe_timebase
 
         names = [comparison.reference, *comparison.candidates]
         limit = min(catalog.variant(n).max_model_len for n in names)
@@ -140,10 +152,10 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
         frames, servers = [], {}
         for name in names:
             with endpoints.open(name) as url:
-                servers[name] = describe_server(url)
+                servers[name], timebase = describe_server(url), probe_timebase(url)
                 rows = run_promptset(
                     url,
-                    catalog.variant(name).served_name,
+                    request_model(catalog.variant(name)),
                     requests,
                     concurrency=serving.concurrency,
                     variant=name,
@@ -153,10 +165,16 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
             source = provenance(context.instance, catalog, name)
             frames.append(
                 results_frame(rows).assign(
-                    measured_against=servers[name], promptset_version=promptset.version, **source
+                    measured_against=servers[name],
+                    model=request_model(catalog.variant(name)),
+                    time_scale=timebase.time_scale,
+                    time_basis=timebase.label,
+                    promptset_version=promptset.version,
+                    **source,
                 )
             )
         frame = pd.concat(frames, ignore_index=True)
+        frame = frame.assign(**expectation_columns(frame, promptset.prompts))
         # Parquet cannot hold ragged {token: logprob} maps as columns; keep them as JSON text.
         frame["top_logprobs"] = frame["top_logprobs"].map(lambda v: json.dumps(v) if v else None)
         questions = {p.id: _question(fold_system_message([dict(m) for m in p.messages])) for p in promptset.prompts}
@@ -169,6 +187,10 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
                 "measured_against": dg.MetadataValue.json(servers),
                 "rows": len(frame),
                 "error_rate": round(float((frame["status"] != "ok").mean()), 4),
+                "checkable_prompts": sum(p.checkable for p in promptset.prompts),
+                "accuracy": dg.MetadataValue.json(
+                    {v: round(float(g["correct"].dropna().astype(bool).mean()), 4) for v, g in frame.groupby("variant")}
+                ),
             },
         )
 
@@ -204,7 +226,11 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
         requests = [
             ServingRequest(
                 prompt_id=f"{r.variant}\t{r.prompt_id}",
-                messages=tuple(fold_system_message(judge.judge_prompt(r.question, r.output_text))),
+                messages=tuple(
+                    fold_system_message(
+                        judge.judge_prompt(r.question, r.output_text, reference=r.reference_answer, criteria=r.rubric)
+                    )
+                ),
                 max_tokens=160,
                 temperature=0.0,
                 extra_body=_structured(comparison, judge.JUDGE_SCHEMA),
@@ -244,13 +270,17 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
         for r in per_variant.itertuples():
             trend_points[f"quality_delta/{r.variant}"] = float(r.quality_delta)
             trend_points[f"e2e_p95_s/{r.variant}"] = float(r.e2e_s_p95)
+            trend_points[f"accuracy/{r.variant}"] = float(r.accuracy)
+        basis = sorted(set(responses["time_basis"].dropna())) if "time_basis" in responses else []
         yield dg.Output(
             per_variant.assign(
-                dominated_by=per_variant["dominated_by"].map(lambda v: ",".join(v) if v is not None else ""),
+                dominated_by=_joined(per_variant["dominated_by"]),
+                not_separable_from=_joined(per_variant["not_separable_from"]),
                 gate_tripped=per_variant["gate_tripped"].map(lambda v: list(v) if v is not None else []),
             ),
             metadata={
                 **trend_points,
+                "time_basis": "; ".join(basis) or "unknown",
                 "measured_against": report.measured_against,
                 "report": dg.MetadataValue.md(report.markdown),
                 "pareto_plot": dg.MetadataValue.md(_png_markdown(report.plot_png, "Pareto: quality vs p95 latency")),
@@ -290,9 +320,12 @@ def _gate_results(per_variant: "pd.DataFrame", comparison: ComparisonResource):
             severity=severity,
             description="; ".join(tripped) or "all promotion rules pass",
             metadata={
+                "gate_metric": comparison.gate_metric,
                 "quality_delta": float(r["quality_delta"]),
                 "quality_delta_ci_low": float(r["quality_delta_ci_low"]),
                 "quality_delta_ci_high": float(r["quality_delta_ci_high"]),
+                "accuracy_delta": float(r["accuracy_delta"]),
+                "accuracy_mcnemar_p": float(r["accuracy_mcnemar_p"]),
                 "judge_parse_failure_rate": float(r["judge_parse_failure_rate"]),
                 "tripped": dg.MetadataValue.json(tripped),
                 **source,
@@ -320,6 +353,7 @@ def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> d
 
         from llmplat_dagster.evaluation import ab
         from llmplat_dagster.serving.client import ServingRequest
+        from llmplat_dagster.serving.requests import request_model
 
         ok = responses[responses["status"] == "ok"]
         control = ok[ok["variant"] == comparison.ab_control].set_index("prompt_id")
@@ -329,8 +363,9 @@ def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> d
         requests = []
         for pid in ids:
             q, a, b = control.at[pid, "question"], control.at[pid, "output_text"], treatment.at[pid, "output_text"]
+            expected = {"reference": _text(control, pid, "reference_answer"), "criteria": _text(control, pid, "rubric")}
             for order, (x, y) in (("AB", (a, b)), ("BA", (b, a))):
-                messages = tuple(fold_system_message(judge.pairwise_prompt(q, x, y)))
+                messages = tuple(fold_system_message(judge.pairwise_prompt(q, x, y, **expected)))
                 requests.append(ServingRequest(f"{pid}\t{order}", messages, max_tokens=64, extra_body=extra))
         judge_v = catalog.variant(comparison.judge)
         with endpoints.open(judge_v.name) as url:
@@ -358,7 +393,10 @@ def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> d
             metadata={
                 "control": comparison.ab_control,
                 "treatment": comparison.ab_treatment,
+                "treatment_model": request_model(catalog.variant(comparison.ab_treatment)),
                 "win_rate": result.win_rate,
+                "win_rate_note": "ties count half; the sign test uses the decided pairs",
+                "decided_win_rate": result.decided_win_rate,
                 "win_rate_ci_low": result.ci_low,
                 "win_rate_ci_high": result.ci_high,
                 "p_value": result.p_value,

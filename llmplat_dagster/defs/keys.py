@@ -14,6 +14,7 @@ import dagster as dg
 PREFIX = "llm_baseline"
 STAGES = ("manifests", "deployment", "readiness", "canary")
 ROLLOUT_STAGES = ("manifests", "deployment", "readiness")
+SWEEP_STAGE = "load_sweep"  # per variant, on demand and weekly: not part of the main job
 
 SHARED_MANIFESTS = dg.AssetKey([PREFIX, "shared", "manifests"])
 RESPONSES = dg.AssetKey([PREFIX, "quant_sensitivity_responses"])

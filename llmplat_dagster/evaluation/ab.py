@@ -1,8 +1,10 @@
-"""A/B significance for pairwise judge verdicts: a two-sided sign test on wins vs losses.
+"""A/B significance for pairwise judge verdicts: a win rate with ties counted half, and a two-sided sign test.
 
-Ties carry no information about which variant is better, so the sign test excludes them (reported in
-``ties``). The interval is scipy's Wilson score interval (no continuity correction): it keeps close to nominal
-coverage at small n and near 0 or 1, where the exact Clopper-Pearson interval is conservative.
+The win rate is (wins + ties / 2) / pairs, the convention of pairwise leaderboards: a treatment no better and no
+worse than its control scores 0.5, however many pairs the judge calls a tie. Its interval is a Wilson score
+interval (close to nominal coverage at small n and near 0 or 1). Ties carry no information about which variant is
+better, so the sign test uses the decided pairs only; with none decided there is no evidence of a difference
+(p = 1). ``decided_win_rate`` is wins / (wins + losses) for those who want it.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy.stats import binomtest
+from llmplat_dagster.evaluation.accuracy import wilson
 
 CI_METHOD = "wilson"
 
 
 @dataclass(frozen=True)
 class ABResult:
-    """Win rate of B over A among decided pairs, its CI, the sign test's p-value; n = wins + losses."""
+    """Win rate of B over A (ties half) over ``pairs``, its CI, the sign test's p-value; n = wins + losses."""
 
     win_rate: float
     ci_low: float
@@ -31,21 +33,38 @@ class ABResult:
     ci_method: str = CI_METHOD
 
     @property
+    def pairs(self) -> int:
+        return self.wins + self.losses + self.ties
+
+    @property
+    def decided_win_rate(self) -> float:
+        return self.wins / self.n if self.n else math.nan
+
+    @property
     def significant(self) -> bool:
         return not math.isnan(self.p_value) and self.p_value < 1 - self.confidence
 
 
+def sign_test_p(wins: int, losses: int) -> float:
+    """Two-sided exact sign test of wins against losses; 1.0 when nothing was decided."""
+    if wins + losses == 0:
+        return 1.0
+    from scipy.stats import binomtest
+
+    return float(binomtest(wins, wins + losses, 0.5, alternative="two-sided").pvalue)
+
+
 def ab_test(wins: int, losses: int, ties: int = 0, *, confidence: float = 0.95) -> ABResult:
-    """Sign test of H0 "wins and losses are equally likely" with the win rate's Wilson interval."""
+    """Sign test of H0 "wins and losses are equally likely" and the ties-half win rate with its Wilson interval."""
     for name, value in (("wins", wins), ("losses", losses), ("ties", ties)):
         if int(value) != value or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     wins, losses, ties = int(wins), int(losses), int(ties)
-    n = wins + losses
-    if n == 0:
-        return ABResult(math.nan, math.nan, math.nan, math.nan, 0, wins, losses, ties, confidence)
-    test = binomtest(wins, n, 0.5, alternative="two-sided")
-    ci = test.proportion_ci(confidence_level=confidence, method=CI_METHOD)
-    return ABResult(wins / n, float(ci.low), float(ci.high), float(test.pvalue), n, wins, losses, ties, confidence)
+    pairs = wins + losses + ties
+    if pairs == 0:
+        return ABResult(math.nan, math.nan, math.nan, math.nan, 0, 0, 0, 0, confidence)
+    rate = (wins + ties / 2) / pairs
+    low, high = wilson(wins + ties / 2, pairs, confidence)
+    return ABResult(rate, low, high, sign_test_p(wins, losses), wins + losses, wins, losses, ties, confidence)

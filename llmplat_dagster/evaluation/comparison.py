@@ -4,7 +4,13 @@ Every text metric is the candidate against the FP16 reference on the same prompt
 level is 1.0 by definition (0 for KL) and a candidate's quality delta is its metric minus 1.0, bootstrapped
 over prompts. With ``rules.metric == "judge_score"`` the delta is candidate minus reference judge score on the
 prompts both were scored on. Latency percentiles and throughput come from ``serving.results.latency_summary``
-over all of a variant's rows (errors count in its error rate); cost uses that measured throughput.
+over all of a variant's rows (errors count in its error rate); cost uses that measured throughput. Rows that carry a
+``time_scale`` (measured against the simulator) are converted back to model time first, so latency, throughput and
+cost are simulated T4 figures, labelled so, not 1/scale too fast. p95 latency, throughput and cost carry bootstrap
+intervals (``evaluation.spread``), and the Pareto report calls pairs whose intervals overlap "not separable".
+Rows with a ``correct`` column (the prompt's assertions, None when it has none) give every variant a task accuracy
+with a Wilson interval and every candidate a paired accuracy delta with McNemar's test; ``rules.metric ==
+"accuracy"`` gates on that delta.
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from llmplat_dagster.evaluation.accuracy import accuracy_record, as_flags, paired_accuracy
 from llmplat_dagster.evaluation.bootstrap import CI, paired_bootstrap_ci, paired_bootstrap_cis
-from llmplat_dagster.evaluation.cost import cost_per_million_output_tokens
 from llmplat_dagster.evaluation.gate import GateResult, GateRules, evaluate_gate
-from llmplat_dagster.evaluation.judge import SAME_FAMILY_NOTE
-from llmplat_dagster.evaluation.pareto import dominated_by, markdown_table, pareto_frontier, pareto_plot
+from llmplat_dagster.evaluation.pareto import dominated_by, not_separable_from, pareto_frontier, pareto_plot
 from llmplat_dagster.evaluation.quality import OK, encode_tokens, kl_column, metrics_frame
+from llmplat_dagster.evaluation.report import report_markdown
+from llmplat_dagster.evaluation.spread import spread_record
 from llmplat_dagster.serving.results import latency_summary
+from llmplat_dagster.serving.timebase import to_model_time
 
 REFERENCE = "mistral-7b-fp16"
 CANDIDATES = ("mistral-7b-awq", "mistral-7b-lora")
@@ -151,61 +159,21 @@ def _quality_cis(
 
 
 def _with_frontier(pv: pd.DataFrame, rules: GateRules) -> pd.DataFrame:
-    """The per-variant table plus quality, p95 latency and its place on the Pareto frontier."""
-    pv["quality"] = pv["judge_mean"] if rules.metric == "judge_score" else pv[f"{rules.metric}_mean"]
+    """The per-variant table plus quality (with its interval), p95 latency and its place on the Pareto frontier."""
+    if rules.metric == "accuracy":
+        pv["quality"] = pv["accuracy"]
+        pv["quality_ci_low"], pv["quality_ci_high"] = pv["accuracy_ci_low"], pv["accuracy_ci_high"]
+    else:
+        pv["quality"] = pv["judge_mean"] if rules.metric == "judge_score" else pv[f"{rules.metric}_mean"]
+        if "quality_delta" in pv:  # the level's interval is the delta's, shifted onto the level
+            pv["quality_ci_low"] = pv["quality"] + pv["quality_delta_ci_low"] - pv["quality_delta"]
+            pv["quality_ci_high"] = pv["quality"] + pv["quality_delta_ci_high"] - pv["quality_delta"]
     pv["p95_latency_s"] = pv["e2e_s_p95"]
+    pv["p95_latency_s_ci_low"], pv["p95_latency_s_ci_high"] = pv["e2e_s_p95_ci_low"], pv["e2e_s_p95_ci_high"]
     pv["on_frontier"] = pareto_frontier(pv)
     pv["dominated_by"] = dominated_by(pv)
+    pv["not_separable_from"] = not_separable_from(pv)
     return pv
-
-
-def _delta_text(row: pd.Series) -> str:
-    if row["role"] == "reference":
-        return "reference"
-    if math.isnan(row["quality_delta"]):
-        return "n/a"
-    return f"{row['quality_delta']:+.4f} [{row['quality_delta_ci_low']:+.4f}, {row['quality_delta_ci_high']:+.4f}]"
-
-
-def _markdown(
-    per_variant: pd.DataFrame,
-    gates: dict[str, GateResult],
-    rules: GateRules,
-    measured_against: str,
-    unpaired: dict[str, dict[str, list]],
-    confidence: float,
-) -> str:
-    table = pd.DataFrame(
-        {
-            "variant": per_variant["variant"],
-            f"Δ {rules.metric} vs reference [{confidence:.0%} CI]": per_variant.apply(_delta_text, axis=1),
-            "judge mean": per_variant["judge_mean"],
-            "judge parse failures": per_variant["judge_parse_failure_rate"],
-            "p95 e2e (s)": per_variant["p95_latency_s"],
-            "$ / 1M output tokens": per_variant["cost_per_mtok"],
-            "on frontier": per_variant["on_frontier"],
-            "dominated by": per_variant["dominated_by"],
-            "gate": per_variant["gate_passed"].map({True: "pass", False: "FAIL"}).fillna("—"),
-        }
-    )
-    lines = [
-        "## Quantization-quality comparison",
-        "",
-        f"Measured against: {measured_against}",
-        "",
-        markdown_table(table),
-        "",
-    ]
-    for variant, gate in gates.items():
-        lines.append(f"- {variant}: gate {'passed' if gate.passed else 'FAILED: ' + '; '.join(gate.tripped)}")
-    for variant, ids in unpaired.items():
-        if ids["reference"] or ids["candidate"]:
-            lines.append(
-                f"- {variant}: {len(ids['reference'])} prompt(s) ok on the reference only, "
-                f"{len(ids['candidate'])} on the candidate only (left out of the paired metrics)"
-            )
-    lines += ["", f"> {SAME_FAMILY_NOTE}", ""]
-    return "\n".join(lines)
 
 
 def compare(
@@ -223,8 +191,10 @@ def compare(
 ) -> ComparisonReport:
     """Per-prompt metrics, per-variant summary with CIs, gates, Pareto frontier, markdown and a PNG plot.
 
-    ``rows``: result rows of every variant (columns as ``serving.results.RequestResult``; ``top_logprobs``
-    optional). ``judge_scores``: prompt_id, variant, score (NaN when unparsed). ``prices``: $/hour per variant.
+    ``rows``: result rows of every variant (columns as ``serving.results.RequestResult``; optional
+    ``top_logprobs``, ``correct`` (True/False/None per the prompt's assertions), ``time_scale`` and ``time_basis``
+    (``serving.timebase``)). ``judge_scores``: prompt_id, variant, score (NaN when unparsed). ``prices``: $/hour
+    per variant.
     """
     rules = rules or GateRules()
     missing = [c for c in REQUIRED if c not in rows]
@@ -264,7 +234,14 @@ def compare(
                 )
                 pairs[variant] = ref_at, cand_at
                 kls[variant] = kl_column(lp_ok[ref_at], lp_ok[cand_at])
+        correct_ok = (
+            as_flags(rows["correct"].to_numpy(dtype=object)[ok_rows])
+            if "correct" in rows
+            else np.full(len(ok_rows), np.nan)
+        )
         latency_rows = rows.reindex(columns=["variant", "status", *_LATENCY])
+        if "time_scale" in rows:  # measured against the simulator: back to model time
+            latency_rows = to_model_time(latency_rows, pd.to_numeric(rows["time_scale"], errors="coerce").fillna(1.0))
         measured = {
             v: _judge(judge_scores, v) | _latency(latency_rows.iloc[np.flatnonzero(vcode == first[v])]) for v in first
         }
@@ -273,6 +250,7 @@ def compare(
     prices = prices or {}
     for variant in variants:
         record = {"variant": variant, "role": "reference" if variant == reference else "candidate"}
+        record |= accuracy_record(correct_ok[np.flatnonzero(v_ok == first[variant])], confidence)
         if variant == reference:
             kl = 0.0 if any(_has_logprobs(v) for v in lp_ok[ref_sel[pd.notna(lp_ok[ref_sel])]]) else math.nan
             record |= {"n": len(ref_sel), "unpaired": 0, **_SELF, "kl_mean": kl}
@@ -284,16 +262,33 @@ def compare(
             record |= {
                 name: float(metrics[col].mean()) if len(metrics) else math.nan for col, name in _TEXT_MEANS.items()
             }
+            gated = rules.metric == "accuracy"  # the gate's bootstrap below is this interval: not drawn twice
+            paired = paired_accuracy(
+                correct_ok[cand_at],
+                correct_ok[ref_at],
+                n_resamples=0 if gated else n_resamples,
+                confidence=confidence,
+                seed=seed,
+            )
+            record |= {
+                "accuracy_delta": paired.delta,
+                "accuracy_delta_ci_low": paired.low,
+                "accuracy_delta_ci_high": paired.high,
+                "accuracy_gained": paired.gained,
+                "accuracy_lost": paired.lost,
+                "accuracy_mcnemar_p": paired.p_value,
+            }
             if rules.metric == "judge_score":
                 samples[variant] = _judge_pairs(judge_scores, reference, variant)
+            elif rules.metric == "accuracy":
+                samples[variant] = (p_ok[ref_at], correct_ok[cand_at], correct_ok[ref_at])
             else:
                 values = metrics[rules.metric].to_numpy(dtype=float)
                 samples[variant] = (p_ok[ref_at], values, np.ones_like(values))  # ids as codes: same prompts?
         record |= measured[variant]
-        record["price_per_hour"] = float(prices.get(variant, math.nan))
-        record["cost_per_mtok"] = cost_per_million_output_tokens(
-            record["output_token_throughput"], record["price_per_hour"]
-        )
+        price = record["price_per_hour"] = float(prices.get(variant, math.nan))
+        own = latency_rows.iloc[np.flatnonzero(vcode == first[variant])]
+        record |= spread_record(own, price, n_resamples=n_resamples, confidence=confidence, seed=seed)
         records.append(record)
 
     cols = [
@@ -307,11 +302,6 @@ def compare(
         "ref_tokens",
         "cand_tokens",
     ]
-    png = pareto_plot(
-        _with_frontier(pd.DataFrame.from_records(records), rules),
-        measured_against=measured_against,
-        quality_label=f"quality ({rules.metric}, mean)",
-    )
     pp = pd.concat(per_prompt, ignore_index=True)[cols] if per_prompt else pd.DataFrame(columns=cols)
     cis = _quality_cis(samples, n_resamples=n_resamples, confidence=confidence, seed=seed)
     cis[reference] = CI(0.0, 0.0, 0.0, len(ref_sel), confidence, 0)
@@ -323,8 +313,12 @@ def compare(
     for r in records:
         ci = cis[r["variant"]]
         r |= {"quality_delta": ci.delta, "quality_delta_ci_low": ci.low, "quality_delta_ci_high": ci.high}
+        if rules.metric == "accuracy" and r["variant"] != reference:
+            r |= {"accuracy_delta_ci_low": ci.low, "accuracy_delta_ci_high": ci.high}
     pv = _with_frontier(pd.DataFrame.from_records(records), rules)
     pv["gate_passed"] = pv["variant"].map(lambda v: gates[v].passed if v in gates else None).astype(object)
     pv["gate_tripped"] = pv["variant"].map(lambda v: list(gates[v].tripped) if v in gates else [])
-    markdown = _markdown(pv, gates, rules, measured_against, unpaired, confidence)
+    basis = sorted(set(rows["time_basis"].dropna())) if "time_basis" in rows else []
+    png = pareto_plot(pv, measured_against=measured_against, quality_label=f"quality ({rules.metric})")
+    markdown = report_markdown(pv, gates, rules, measured_against, unpaired, confidence, basis)
     return ComparisonReport(pp, pv, gates, markdown, png, measured_against, unpaired)

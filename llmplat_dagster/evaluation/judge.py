@@ -67,29 +67,65 @@ def response_format(schema: dict[str, Any], name: str = "judge_score") -> dict[s
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
 
 
+def _expected(reference: str | None, rubric: str | None) -> str:
+    """The prompt's own expected answer and rubric: the judge scores against these, never against another model."""
+    parts = []
+    if reference:
+        parts.append(f"Reference answer:\n{reference}")
+    if rubric:
+        parts.append(f"Rubric:\n{rubric}")
+    return "".join(f"{p}\n\n" for p in parts)
+
+
 def judge_prompt(
-    question: str, answer: str, rubric: str = "helpfulness and correctness", *, low: int = 0, high: int = 10
+    question: str,
+    answer: str,
+    rubric: str = "helpfulness and correctness",
+    *,
+    reference: str | None = None,
+    criteria: str | None = None,
+    low: int = 0,
+    high: int = 10,
 ) -> list[dict[str, str]]:
-    """Chat messages asking for ``{"score": <low-high>, "reasoning": "..."}`` about one answer."""
+    """Chat messages asking for ``{"score": <low-high>, "reasoning": "..."}`` about one answer.
+
+    With ``reference`` (the prompt's expected answer) and/or ``criteria`` (its rubric) the judge checks the answer
+    against them: what it states must agree with the reference, in any wording.
+    """
+    against = (
+        " Judge correctness against the reference answer and rubric below: a response is correct when it states what "
+        "the reference states (the wording may differ) and wrong when a number, name, identifier or format differs."
+        if reference or criteria
+        else ""
+    )
     system = (
         f"You are a strict, impartial evaluator. Rate the response below on a scale of {low} to {high} for "
-        f"{rubric}, where {low} is useless or wrong and {high} is excellent.\n"
+        f"{rubric}, where {low} is useless or wrong and {high} is excellent.{against}\n"
         f'Reply with only a JSON object: {{"score": <{low}-{high}>, "reasoning": "<one or two sentences>"}}.'
     )
-    return [
-        {"role": "system", "content": system},
-        {"role": "user", "content": f"Question:\n{question}\n\nResponse:\n{answer}"},
-    ]
+    user = f"Question:\n{question}\n\n{_expected(reference, criteria)}Response:\n{answer}"
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def pairwise_prompt(question: str, answer_a: str, answer_b: str) -> list[dict[str, str]]:
-    """Chat messages asking which of two answers is better: ``{"winner": "A" | "B" | "tie"}``."""
+def pairwise_prompt(
+    question: str, answer_a: str, answer_b: str, *, reference: str | None = None, criteria: str | None = None
+) -> list[dict[str, str]]:
+    """Chat messages asking which of two answers is better: ``{"winner": "A" | "B" | "tie"}``.
+
+    With a reference answer or rubric, the better answer is the one that agrees with it; two correct answers tie.
+    """
+    against = (
+        " Decide by the reference answer and rubric: the better reply is the one that agrees with them; if both or "
+        "neither do, say tie."
+        if reference or criteria
+        else ""
+    )
     system = (
         "You are a strict, impartial evaluator. Compare the two assistant replies to the question for "
-        "helpfulness and correctness. Do not let their order or length influence you.\n"
+        f"helpfulness and correctness. Do not let their order or length influence you.{against}\n"
         'Reply with only a JSON object: {"winner": "A" | "B" | "tie", "reasoning": "<one sentence>"}.'
     )
-    user = f"Question:\n{question}\n\n[Answer A]\n{answer_a}\n\n[Answer B]\n{answer_b}"
+    user = f"Question:\n{question}\n\n{_expected(reference, criteria)}[Answer A]\n{answer_a}\n\n[Answer B]\n{answer_b}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

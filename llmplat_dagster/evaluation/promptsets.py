@@ -5,7 +5,10 @@ max_model_len 1024), so a bad line must be caught before a run, with its line nu
 once: the user fixes the file in one pass instead of one error per attempt. ``strict`` fails the load;
 lenient mode skips bad lines and returns them as ``issues`` for the caller to report.
 
-One line: ``{"id", "messages": [{"role", "content"}...], "max_tokens", "temperature", "tags": [...]}``.
+One line: ``{"id", "messages": [{"role", "content"}...], "max_tokens", "temperature", "tags": [...]}``, and for
+task accuracy optionally ``"reference"`` (an ideal answer: the judge's expected answer), ``"rubric"`` (what the judge
+checks) and ``"assert"`` (checkable expectations, see ``evaluation.assertions``). A reference must pass its own
+assertions and fit ``max_tokens``, so a wrong expectation is caught when the file loads, not blamed on a model.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from llmplat_dagster.catalog import load_catalog
+from llmplat_dagster.evaluation.assertions import Assertion, evaluate, parse_assertions
 from llmplat_dagster.s3uri import is_s3, parse_s3_uri
 
 PACKAGE = "llmplat_dagster"
 PACKAGED_DIR = "promptsets"
 ROLES = ("system", "user", "assistant")
-FIELDS = ("id", "messages", "max_tokens", "temperature", "tags")
+FIELDS = ("id", "messages", "max_tokens", "temperature", "tags", "reference", "rubric", "assert")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TEMPERATURE_RANGE = (0.0, 2.0)
 
@@ -58,10 +62,18 @@ class Prompt:
     max_tokens: int
     temperature: float = 0.0
     tags: list[str] = field(default_factory=list)
+    reference: str | None = None
+    rubric: str | None = None
+    assertions: tuple[Assertion, ...] = ()
 
     @property
     def prompt_tokens(self) -> int:
         return estimate_prompt_tokens(self.messages)
+
+    @property
+    def checkable(self) -> bool:
+        """Whether a response to this prompt can be scored right or wrong (it has assertions)."""
+        return bool(self.assertions)
 
 
 @dataclass(frozen=True)
@@ -217,6 +229,28 @@ def _line_problems(record: dict[str, Any], max_model_len: int | None, variant: s
     tags = record.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
         problems.append(f"'tags' must be a list of non-empty strings; got {tags!r}")
+    return problems + _expectation_problems(record)
+
+
+def _expectation_problems(record: dict[str, Any]) -> list[str]:
+    """``reference``, ``rubric`` and ``assert``: well-formed, and the reference passes its own assertions."""
+    problems = []
+    for name in ("reference", "rubric"):
+        value = record.get(name)
+        if name in record and not (isinstance(value, str) and value.strip()):
+            problems.append(f"'{name}' must be a non-empty string; got {value!r}")
+    assertions, found = parse_assertions(record.get("assert"))
+    problems += found
+    reference = record.get("reference")
+    if found or not isinstance(reference, str) or not reference.strip():
+        return problems
+    outcome = evaluate(assertions, reference)
+    if not outcome.passed:
+        problems.append("the reference answer fails its own assertion(s): " + "; ".join(outcome.failures))
+    max_tokens = record.get("max_tokens")
+    needed = estimate_tokens(reference)
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and needed > max_tokens:
+        problems.append(f"the reference answer needs ~{needed} tokens, more than max_tokens {max_tokens}")
     return problems
 
 
@@ -258,6 +292,9 @@ def parse_promptset(
                     max_tokens=record["max_tokens"],
                     temperature=float(record.get("temperature", 0.0)),
                     tags=list(record.get("tags", [])),
+                    reference=record.get("reference"),
+                    rubric=record.get("rubric"),
+                    assertions=tuple(parse_assertions(record.get("assert"))[0]),
                 )
             )
     return prompts, issues

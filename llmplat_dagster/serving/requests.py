@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from llmplat_dagster.catalog import VariantSpec
 from llmplat_dagster.evaluation.promptsets import fold_system_message
 from llmplat_dagster.serving.client import ServingRequest
+
+
+def request_model(variant: VariantSpec) -> str:
+    """The model name requests to a variant carry: a LoRA variant is evaluated through its (first) adapter, which
+    vLLM serves under its ``--lora-modules`` name; any other variant under its served name."""
+    if variant.lora.enabled and variant.lora.adapters:
+        return variant.lora.adapters[0].name
+    return variant.served_name
 
 
 def serving_requests(prompts, *, seed: int | None = 0, top_logprobs: int | None = None) -> list[ServingRequest]:

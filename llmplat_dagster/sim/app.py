@@ -22,6 +22,7 @@ from llmplat_dagster.sim.config import SimConfig
 from llmplat_dagster.sim.engine import Engine, Timing
 from llmplat_dagster.sim.faults import Faults
 from llmplat_dagster.sim.generation import ChoiceState, plan_choices
+from llmplat_dagster.sim.knowledge import Knowledge, packaged_knowledge
 from llmplat_dagster.sim.latency import family, kv_capacity_tokens, latency_model
 from llmplat_dagster.sim.metrics import SimMetrics
 from llmplat_dagster.sim.model import Variant, reference_key
@@ -34,8 +35,11 @@ log = logging.getLogger("llmplat.sim")
 class SimState:
     """Everything one simulated server owns; reachable as ``app.state.sim``."""
 
-    def __init__(self, config: SimConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, config: SimConfig, clock: Callable[[], float] = time.monotonic, knowledge: Knowledge | None = None
+    ) -> None:
         self.config = config
+        self.knowledge = packaged_knowledge() if knowledge is None else knowledge
         self.clock = clock
         self.metrics = SimMetrics(config.served_names[0], config.metrics_generation)
         self.engine = Engine(
@@ -49,14 +53,16 @@ class SimState:
         # Called once --sim-exit-after is reached; the CLI / start_sim point it at uvicorn's shutdown.
         self.on_exhausted: Callable[[], None] = lambda: None
         ref = config.reference_model or reference_key(config.model)
-        self.reference = Variant(ref, config.seed)
         self.base_variant = Variant(ref, config.seed, config.effective_quant_noise, family(config))
 
     def variant(self, adapter: str | None) -> Variant:
+        """The base model, or an adapter: a model of its own (its knowledge and wording), at the base's precision."""
         if adapter is None:
             return self.base_variant
         b = self.base_variant
-        return Variant(b.ref_key, b.seed, b.noise + self.config.lora_noise, f"{b.noise_key}+lora:{adapter}")
+        return Variant(
+            b.ref_key, b.seed, b.noise, f"{b.noise_key}+lora:{adapter}", adapter=adapter, drift=self.config.lora_noise
+        )
 
     def check_ready(self) -> None:
         if self.gone:
@@ -78,6 +84,14 @@ async def health(request: Request) -> Response:
 
 async def version(request: Request) -> Response:
     return JSONResponse({"version": f"{__version__} (llmplat-sim)"})
+
+
+async def info(request: Request) -> Response:
+    """What a report must say about figures measured here: simulated, and at which time scale."""
+    c = _sim(request).config
+    return JSONResponse(
+        {"simulator": "llmplat-sim", "version": __version__, "time_scale": c.time_scale, "seed": c.seed}
+    )
 
 
 async def metrics(request: Request) -> Response:
@@ -179,7 +193,7 @@ async def _generate(request: Request, kind: str) -> Response:
             headers=headers,
         )
     rates = {"malformed": c.judge_malformed_rate, "fence": c.judge_fence_rate, "prose": c.judge_prose_rate}
-    choices = plan_choices(params, sim.variant(adapter), sim.reference, c.seed, rates)
+    choices = plan_choices(params, sim.variant(adapter), sim.knowledge, c.seed, rates)
     rid = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}"
     timing = sim.engine.new_timing(rid, params.model, params.prompt_tokens, arrival)
     steps = sim.engine.run(timing, max(len(ch.planned) for ch in choices), params.n, adapter is not None, fate.slow_s)
@@ -243,8 +257,11 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
-def create_app(config: SimConfig, clock: Callable[[], float] = time.monotonic) -> Starlette:
-    """A fresh simulator app for ``config``; its state is ``app.state.sim``."""
+def create_app(
+    config: SimConfig, clock: Callable[[], float] = time.monotonic, knowledge: Knowledge | None = None
+) -> Starlette:
+    """A fresh simulator app for ``config`` (answering from ``knowledge``, the packaged promptsets by default);
+    its state is ``app.state.sim``."""
     routes = [
         Route("/health", health),
         Route("/version", version),
@@ -254,11 +271,12 @@ def create_app(config: SimConfig, clock: Callable[[], float] = time.monotonic) -
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/load_lora_adapter", load_lora, methods=["POST"]),
         Route("/v1/unload_lora_adapter", unload_lora, methods=["POST"]),
+        Route("/sim/info", info),
         Route("/sim/requests", timings),
         Route("/sim/requests/{request_id}", timings),
     ]
     app = Starlette(routes=routes, exception_handlers={ApiError: _api_error})
-    app.state.sim = SimState(config, clock)
+    app.state.sim = SimState(config, clock, knowledge)
     return app
 
 

@@ -28,6 +28,7 @@ class SimConfig:
     gpu_memory_utilization: float = 0.9
     enable_lora: bool = False
     max_loras: int = 1
+    max_lora_rank: int = 16
     lora_modules: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -40,7 +41,7 @@ class SimConfig:
     batch_slowdown: float = 0.04
     startup_delay_s: float = 0.0
     quant_noise: float | None = None
-    lora_noise: float = 0.05
+    lora_noise: float = 0.3
     reference_model: str | None = None
     kv_capacity_tokens: int | None = None
     metrics_generation: str = "v1"
@@ -69,7 +70,7 @@ class SimConfig:
     def effective_quant_noise(self) -> float:
         if self.quant_noise is not None:
             return self.quant_noise
-        return 0.03 if self.is_quantized else 0.0
+        return 0.3 if self.is_quantized else 0.0  # logit noise std; sim/README.md "Calibration"
 
 
 def _parse_lora_modules(values: list[str]) -> dict[str, str]:
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     v.add_argument("--enable-lora", action="store_true")
     v.add_argument("--max-loras", type=int, default=1)
+    v.add_argument("--max-lora-rank", type=int, default=16)
     v.add_argument("--lora-modules", nargs="+", default=[])
     v.add_argument("--host", default="127.0.0.1")
     v.add_argument("--port", type=int, default=8000)
@@ -116,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sim-itl", type=float, default=None, help="seconds per output token at batch 1")
     s.add_argument("--sim-batch-slowdown", type=float, default=0.04, help="ITL growth per extra running seq")
     s.add_argument("--sim-startup-delay", type=float, default=0.0, help="seconds of 'model load' (503s)")
-    s.add_argument("--sim-quant-noise", type=float, default=None, help="per-token divergence rate")
-    s.add_argument("--sim-lora-noise", type=float, default=0.05, help="extra divergence for adapters")
+    s.add_argument("--sim-quant-noise", type=float, default=None, help="std of quantization's logit noise (0.3)")
+    s.add_argument("--sim-lora-noise", type=float, default=0.3, help="share of prompts an adapter answers anew")
     s.add_argument("--sim-reference-model", default=None, help="key of the reference text")
     s.add_argument("--sim-kv-capacity-tokens", type=int, default=None)
     s.add_argument("--sim-metrics-generation", "--metrics-generation", choices=["v0", "v1"], default="v1")
@@ -158,6 +160,7 @@ def parse_args(argv: list[str]) -> SimConfig:
         gpu_memory_utilization=ns.gpu_memory_utilization,
         enable_lora=ns.enable_lora,
         max_loras=ns.max_loras,
+        max_lora_rank=ns.max_lora_rank,
         lora_modules=_parse_lora_modules(ns.lora_modules),
         host=ns.host,
         port=ns.port,

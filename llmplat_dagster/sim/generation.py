@@ -6,7 +6,8 @@ import random
 from dataclasses import dataclass, field
 
 from llmplat_dagster.sim.judge import is_judge_prompt, is_pairwise_prompt, judge_text, pairwise_text, schema_answer
-from llmplat_dagster.sim.model import Token, Variant, generate, natural_length, scripted, unit
+from llmplat_dagster.sim.knowledge import Knowledge
+from llmplat_dagster.sim.model import Token, Variant, generate, scripted, unit
 from llmplat_dagster.sim.protocol import GenParams
 
 
@@ -41,24 +42,24 @@ class ChoiceState:
 
 
 def plan_choices(
-    params: GenParams, variant: Variant, reference: Variant, seed: int, judge_rates: dict[str, float]
+    params: GenParams, variant: Variant, knowledge: Knowledge | None, seed: int, judge_rates: dict[str, float]
 ) -> list[ChoiceState]:
     """Plan every choice's tokens up front: text is a pure function of the request and variant."""
     if is_pairwise_prompt(params.prompt):
-        return _scripted_choices(params, pairwise_text(params.prompt, reference, params.json_mode, seed, judge_rates))
+        return _scripted_choices(params, pairwise_text(params.prompt, knowledge, params.json_mode, seed, judge_rates))
     if is_judge_prompt(params.prompt):
-        text = judge_text(params.prompt, reference, params.json_mode, seed, judge_rates)
+        text = judge_text(params.prompt, knowledge, params.json_mode, seed, judge_rates)
         return _scripted_choices(params, text)
     if params.json_mode:
         return _scripted_choices(params, schema_answer(params.json_schema, params.prompt))
     out = []
-    natural = natural_length(variant, params.prompt) <= params.max_tokens
     for i in range(params.n):
         rng = None
         if params.temperature > 0:
             rng = random.Random(unit(params.seed, i)) if params.seed is not None else random.Random()
-        toks = list(generate(variant, params.prompt, params.max_tokens, params.temperature, rng))
-        out.append(ChoiceState(i, toks, natural, params.stop))
+        # one token past the limit tells a natural end (EOS) from a cut-off (finish_reason "length")
+        toks = list(generate(variant, params.prompt, params.max_tokens + 1, params.temperature, rng, knowledge))
+        out.append(ChoiceState(i, toks[: params.max_tokens], len(toks) <= params.max_tokens, params.stop))
     return out
 
 

@@ -1,26 +1,31 @@
 """Judge behaviour: a scoring prompt gets a JSON score, sometimes wrapped in prose or fences.
 
 Real judges wrap JSON in prose and code fences and sometimes break it; the evaluation's parser must
-cope, so the simulator produces all three at configurable, deterministic rates. The score is the
-word-level similarity of the judged response to the reference answer for the question, mapped onto
-the requested scale, so a noisier variant really scores lower.
+cope, so the simulator produces all three at configurable, deterministic rates. The score is how much of the
+expected answer's content (its numbers, identifiers, syntax and checked words, in order) the judged response
+states, against the reference answer given in the prompt (or, without one, the answer the simulator knows for the
+question), mapped onto the requested scale. It never compares with what another model said: two correct answers in
+different words score alike, and a treatment identical to its control ties with it.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from typing import Any
 
-from llmplat_dagster.sim.model import Variant, generate, natural_length, unit
+from rapidfuzz.distance import LCSseq
+
+from llmplat_dagster.sim.knowledge import Answer, Knowledge, pieces
+from llmplat_dagster.sim.model import classify, unit
 
 _LABEL = re.compile(
-    r"^\s*(?:#{1,4}\s*|\[|\*\*)?(question|prompt|instruction|reference answer|reference|"
+    r"^\s*(?:#{1,4}\s*|\[|\*\*)?(question|prompt|instruction|reference answer|expected answer|reference|rubric|"
     r"candidate answer|candidate response|response|answer)(?:\]|\*\*)?\s*:?(?:\*\*)?\s*(.*)$",
     re.I,
 )
 _SCALE = re.compile(r"(\d+)\s*(?:-|to|–)\s*(\d+)")
+_KEYS = {"question": "question", "prompt": "question", "instruction": "question", "rubric": "rubric"}
 
 
 def is_judge_prompt(prompt: str) -> bool:
@@ -35,11 +40,7 @@ def _sections(prompt: str) -> dict[str, str]:
         m = _LABEL.match(line)
         if m:
             label = m.group(1).lower()
-            key = (
-                "reference"
-                if label.startswith("reference")
-                else ("question" if label in ("question", "prompt", "instruction") else "response")
-            )
+            key = "reference" if label.startswith(("reference", "expected")) else _KEYS.get(label, "response")
             current = found.setdefault(key, []) if key not in found else []
             if m.group(2):
                 current.append(m.group(2))
@@ -56,27 +57,41 @@ def _scale(prompt: str) -> tuple[int, int]:
     return 1, 10
 
 
-def judge_score(prompt: str, reference_variant: Variant) -> tuple[int, str]:
+def _norm(token: str) -> str:
+    return token.strip().casefold()
+
+
+def agreement(reference: str, response: str, answer: Answer | None = None) -> float:
+    """Share of the reference's content tokens the response states, in order (1.0 = all of them)."""
+    tokens = pieces(reference)
+    content = [_norm(t) for t in tokens if classify(t, answer) != "prose"] or [_norm(t) for t in tokens]
+    if not content:
+        return 0.0
+    return LCSseq.similarity(content, [_norm(t) for t in pieces(response)]) / len(content)
+
+
+def _expected(sections: dict[str, str], knowledge: Knowledge | None) -> tuple[str | None, Answer | None]:
+    answer = knowledge.lookup(sections.get("question", "")) if knowledge is not None else None
+    return sections.get("reference") or (answer.reference if answer else None), answer
+
+
+def judge_score(prompt: str, knowledge: Knowledge | None = None) -> tuple[int, str]:
     """(score, reasoning), deterministic from the prompt's content."""
     lo, hi = _scale(prompt)
     sec = _sections(prompt)
+    reference, answer = _expected(sec, knowledge)
     response = sec.get("response")
-    if response and (sec.get("reference") or sec.get("question")):
-        reference = sec.get("reference")
-        if not reference:
-            q = sec["question"]
-            n = natural_length(reference_variant, q)
-            reference = "".join(t.text for t in generate(reference_variant, q, n))
-        sim = difflib.SequenceMatcher(None, reference.split(), response.split(), autojunk=False).ratio()
-        score = lo + round(sim * (hi - lo))
-        return score, f"The response agrees with the reference answer on {sim:.0%} of its wording."
+    if response is not None and reference:
+        share = agreement(reference, response, answer)
+        score = lo + round(share * (hi - lo))
+        return score, f"The response states {share:.0%} of what the reference answer states."
     score = lo + int(unit(prompt, "judge") * (hi - lo + 1))
-    return min(score, hi), "No reference was given; the score reflects overall coherence and relevance."
+    return min(score, hi), "No reference answer was given; the score reflects overall coherence and relevance."
 
 
-def judge_text(prompt: str, reference_variant: Variant, bare: bool, seed: int, rates: dict[str, float]) -> str:
+def judge_text(prompt: str, knowledge: Knowledge | None, bare: bool, seed: int, rates: dict[str, float]) -> str:
     """The judge's raw output text: bare JSON, fenced, in prose, or malformed (rates by seed)."""
-    score, reasoning = judge_score(prompt, reference_variant)
+    score, reasoning = judge_score(prompt, knowledge)
     body = json.dumps({"score": score, "reasoning": reasoning})
     if unit(seed, prompt, "malformed") < rates.get("malformed", 0.0):
         return body[: len(body) // 2] if bare else f"Score: {score}/10 - {reasoning}"
@@ -89,8 +104,9 @@ def judge_text(prompt: str, reference_variant: Variant, bare: bool, seed: int, r
     return body
 
 
-_PAIR = re.compile(r"Question:\s*(?P<q>.*?)\n\s*\[Answer A\]\s*(?P<a>.*?)\n\s*\[Answer B\]\s*(?P<b>.*)\Z", re.S)
+_PAIR = re.compile(r"\A(?P<head>.*?)\n\s*\[Answer A\]\s*(?P<a>.*?)\n\s*\[Answer B\]\s*(?P<b>.*)\Z", re.S)
 POSITION_BIAS = 0.1  # share of pairwise verdicts that just pick the first answer, as real LLM judges do
+MARGIN = 0.02  # agreement difference below which two answers tie
 
 
 def is_pairwise_prompt(prompt: str) -> bool:
@@ -98,19 +114,17 @@ def is_pairwise_prompt(prompt: str) -> bool:
     return '"winner"' in prompt and "[Answer A]" in prompt and "[Answer B]" in prompt
 
 
-def pairwise_text(prompt: str, reference_variant: Variant, bare: bool, seed: int, rates: dict[str, float]) -> str:
-    """The answer closer to the reference answer wins (a 2-point margin, else a tie); at the position-bias
+def pairwise_text(prompt: str, knowledge: Knowledge | None, bare: bool, seed: int, rates: dict[str, float]) -> str:
+    """The answer that states more of the expected answer wins (by a margin, else a tie); at the position-bias
     rate the judge picks "A" whatever it says, so swapping the answers exposes it."""
     m = _PAIR.search(prompt)
-    if not m:
-        winner, reason = "tie", "The answers could not be told apart."
+    reference, answer = _expected(_sections(m.group("head")), knowledge) if m else (None, None)
+    if not m or not reference:
+        winner, reason = "tie", "Without a reference answer the replies could not be told apart."
     else:
-        q = m.group("q").strip()
-        reference = "".join(t.text for t in generate(reference_variant, q, natural_length(reference_variant, q)))
-        ref = reference.split()
-        sims = [difflib.SequenceMatcher(None, ref, m.group(k).split(), autojunk=False).ratio() for k in ("a", "b")]
-        winner = "A" if sims[0] > sims[1] + 0.02 else "B" if sims[1] > sims[0] + 0.02 else "tie"
-        reason = f"Answer A matches the reference on {sims[0]:.0%} of its wording, answer B on {sims[1]:.0%}."
+        a, b = (agreement(reference, m.group(k).strip(), answer) for k in ("a", "b"))
+        winner = "A" if a > b + MARGIN else "B" if b > a + MARGIN else "tie"
+        reason = f"Answer A states {a:.0%} of the reference answer, answer B {b:.0%}."
     if unit(seed, prompt, "position") < rates.get("position_bias", POSITION_BIAS):
         winner = "A"
     body = json.dumps({"winner": winner, "reasoning": reason})

@@ -30,6 +30,7 @@ TOKEN = HUB_TOKEN
 AWQ, FP16 = "TheBloke/Mistral-7B-Instruct-v0.2-AWQ", "mistralai/Mistral-7B-Instruct-v0.2"
 OLD, NEW = "1" * 40, "2" * 40
 FP16_SHA = "63a8b081895390a26e140280378bc85ec8bce07a"
+ADAPTER, ADAPTER_SHA = "UnderstandLing/Mistral-7B-Instruct-v0.2-de", "4d3be4bff0f0b568746f7502b134bcf921bb23a8"
 
 
 @pytest.fixture(autouse=True)
@@ -42,9 +43,10 @@ def _hub_client(monkeypatch):
 
 @pytest.fixture
 def hub(hub: HubStandin) -> HubStandin:
-    """The shared stand-in (tests/integration/conftest.py) serving the catalog's two base models."""
+    """The shared stand-in (tests/integration/conftest.py) serving the catalog's two base models and its adapter."""
     hub.set(AWQ, sha=OLD)
     hub.set(FP16, sha=FP16_SHA)
+    hub.set(ADAPTER, sha=ADAPTER_SHA)
     return hub
 
 
@@ -102,7 +104,7 @@ def test_a_new_awq_sha_rolls_out_and_evaluates_the_three_variants_built_on_it(tm
     first = _tick(defs, "model_revision_sensor", instance)
     assert first.run_requests == [] and "no tracked revision moved" in first.skip_message
     cursor = json.loads(first.cursor)
-    assert cursor == {f"{AWQ}@main": OLD, f"{FP16}@main": FP16_SHA}
+    assert cursor == {f"{AWQ}@main": OLD, f"{FP16}@main": FP16_SHA, f"{ADAPTER}@main": ADAPTER_SHA}
 
     hub.set(AWQ, sha=NEW)
     with caplog.at_level("DEBUG"):
@@ -143,9 +145,9 @@ def test_a_new_awq_sha_rolls_out_and_evaluates_the_three_variants_built_on_it(tm
 )
 def test_hub_errors_leave_the_cursor_and_name_the_reason(tmp_path, hub, instance, monkeypatch, behaviour, token, kind):
     defs = _defs(tmp_path, hf_endpoint=hub.endpoint)
-    cursor = json.dumps({f"{AWQ}@main": OLD, f"{FP16}@main": FP16_SHA})
-    hub.set(AWQ, **behaviour)
-    hub.set(FP16, **behaviour)
+    cursor = json.dumps({f"{AWQ}@main": OLD, f"{FP16}@main": FP16_SHA, f"{ADAPTER}@main": ADAPTER_SHA})
+    for repo in (AWQ, FP16, ADAPTER):
+        hub.set(repo, **behaviour)
     monkeypatch.setenv("HF_TOKEN", token)
     tick = _tick(defs, "model_revision_sensor", instance, cursor=cursor)
     assert tick.run_requests == []

@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 TOKEN = HUB_TOKEN
 AWQ = "TheBloke/Mistral-7B-Instruct-v0.2-AWQ"
 FP16 = "mistralai/Mistral-7B-Instruct-v0.2"
+ADAPTER = "UnderstandLing/Mistral-7B-Instruct-v0.2-de"  # the catalog's LoRA adapter, tracked too
 OLD, NEW = "1" * 40, "2" * 40
 
 
@@ -153,11 +154,15 @@ def test_four_lookups_take_about_as_long_as_one(hub):
 def _catalog_results(hub: HubStandin, awq_sha: str) -> dict:
     hub.set(AWQ, awq_sha)
     hub.set(FP16, "f" * 40)
+    hub.set(ADAPTER, "a" * 40)
     return lookup_revisions(tracked_repos(load_catalog()), endpoint=hub.endpoint, token=TOKEN)
 
 
+CURSOR = {cursor_key(AWQ, "main"): OLD, cursor_key(FP16, "main"): "f" * 40, cursor_key(ADAPTER, "main"): "a" * 40}
+
+
 def test_a_new_awq_sha_re_rolls_the_three_variants_built_on_it(hub):
-    cursor = {cursor_key(AWQ, "main"): OLD, cursor_key(FP16, "main"): "f" * 40}
+    cursor = dict(CURSOR)
     plan = plan_revision_tick(load_catalog(), cursor, _catalog_results(hub, NEW))
     assert plan.variants == ["mistral-7b-awq", "mistral-7b-judge", "mistral-7b-lora"]
     assert plan.model_revisions == dict.fromkeys(plan.variants, NEW)
@@ -165,7 +170,7 @@ def test_a_new_awq_sha_re_rolls_the_three_variants_built_on_it(hub):
 
 
 def test_the_same_sha_requests_nothing(hub):
-    cursor = {cursor_key(AWQ, "main"): OLD, cursor_key(FP16, "main"): "f" * 40}
+    cursor = dict(CURSOR)
     plan = plan_revision_tick(load_catalog(), cursor, _catalog_results(hub, OLD))
     assert plan.changes == {} and plan.new_cursor == cursor
 
@@ -174,7 +179,8 @@ def test_the_same_sha_requests_nothing(hub):
 def test_an_error_keeps_the_cursor_and_names_the_reason(hub, status):
     hub.set(AWQ, NEW, status=status, retry_after="5")
     hub.set(FP16, "f" * 40)
-    cursor = {cursor_key(AWQ, "main"): OLD, cursor_key(FP16, "main"): "f" * 40}
+    hub.set(ADAPTER, "a" * 40)
+    cursor = dict(CURSOR)
     results = lookup_revisions(tracked_repos(load_catalog()), endpoint=hub.endpoint, token=TOKEN)
     plan = plan_revision_tick(load_catalog(), cursor, results)
     assert plan.changes == {} and plan.new_cursor == cursor and not plan.all_failed

@@ -25,7 +25,7 @@ def test_every_expected_asset_check_and_job_key(crd_dir: Path):
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     stages = ("manifests", "deployment", "readiness", "canary")
     evaluation = {"quant_sensitivity_responses", "quant_quality_comparison", "lora_ab_experiment", "quality_trend"}
-    assert keys == {f"llm_baseline/{v}/{s}" for v in VARIANTS for s in stages} | {
+    assert keys == {f"llm_baseline/{v}/{s}" for v in VARIANTS for s in (*stages, "load_sweep")} | {
         f"llm_baseline/{k}" for k in (*evaluation, "shared/manifests")
     }
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
@@ -52,8 +52,9 @@ def test_every_expected_asset_check_and_job_key(crd_dir: Path):
         "nightly_comparison_job",
         "revision_rollout_job",
         "autoscaling_validation_job",
+        "load_sweep_job",
     }
-    assert {s.name for s in defs.schedules} == {"nightly_comparison_schedule"}
+    assert {s.name for s in defs.schedules} == {"nightly_comparison_schedule", "load_sweep_schedule"}
     assert {s.name for s in defs.sensors} == {
         "model_revision_sensor",
         "promptset_sensor",
@@ -63,6 +64,10 @@ def test_every_expected_asset_check_and_job_key(crd_dir: Path):
     assert {k.path[-1] for k in rollout} == {"manifests", "deployment", "readiness"}
     canary = defs.resolve_job_def("canary_job").asset_layer.selected_asset_keys
     assert {k.to_user_string() for k in canary} == {f"llm_baseline/{v}/canary" for v in VARIANTS}
+    sweeps = defs.resolve_job_def("load_sweep_job").asset_layer.selected_asset_keys
+    assert {k.to_user_string() for k in sweeps} == {f"llm_baseline/{v}/load_sweep" for v in VARIANTS}
+    baseline = defs.resolve_job_def("baseline_job").asset_layer.selected_asset_keys
+    assert not any(k.path[-1] == "load_sweep" for k in baseline)  # on demand and weekly, not in the main job
 
 
 def test_importing_reads_no_environment_and_the_choice_is_made_when_built(monkeypatch):

@@ -1,4 +1,4 @@
-"""A/B sign test: matches scipy's binomial test and a hand-computed Wilson interval."""
+"""A/B: ties-half win rate with a Wilson interval (scipy's, by hand) and the sign test on decided pairs."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from scipy.stats import binomtest
 from llmplat_dagster.evaluation.ab import ab_test
 
 
-@pytest.mark.parametrize(("wins", "losses", "ties"), [(60, 40, 7), (8, 2, 0), (50, 50, 10), (0, 12, 3), (130, 70, 0)])
-def test_matches_scipy(wins, losses, ties):
-    result = ab_test(wins, losses, ties)
+@pytest.mark.parametrize(("wins", "losses"), [(60, 40), (8, 2), (50, 50), (0, 12), (130, 70)])
+def test_without_ties_it_matches_scipy(wins, losses):
+    result = ab_test(wins, losses)
     reference = binomtest(wins, wins + losses, 0.5)
     ci = reference.proportion_ci(0.95, method="wilson")
     assert result.p_value == pytest.approx(reference.pvalue)
     assert (result.ci_low, result.ci_high) == pytest.approx((ci.low, ci.high))
-    assert result.win_rate == pytest.approx(wins / (wins + losses))
-    assert result.n == wins + losses and result.ties == ties
+    assert result.win_rate == pytest.approx(wins / (wins + losses)) == pytest.approx(result.decided_win_rate)
+    assert result.n == wins + losses == result.pairs
 
 
 def test_wilson_by_hand():
@@ -31,14 +31,22 @@ def test_wilson_by_hand():
     assert not result.significant
 
 
-def test_significance_and_ties_excluded():
-    assert ab_test(70, 30, 500).significant
-    assert ab_test(70, 30, 500).win_rate == pytest.approx(0.7)
+def test_ties_count_half_in_the_win_rate_and_nothing_in_the_sign_test():
+    result = ab_test(70, 30, 500)
+    assert result.win_rate == pytest.approx((70 + 250) / 600) and result.decided_win_rate == pytest.approx(0.7)
+    assert result.significant and result.p_value == pytest.approx(binomtest(70, 100, 0.5).pvalue)
+    assert result.ci_low < result.win_rate < result.ci_high
 
 
-def test_no_decided_pairs():
-    result = ab_test(0, 0, 5)
-    assert result.n == 0 and math.isnan(result.p_value) and math.isnan(result.win_rate) and not result.significant
+def test_a_treatment_the_judge_cannot_tell_from_its_control_scores_one_half_with_no_evidence():
+    result = ab_test(0, 0, 42)
+    assert result.win_rate == 0.5 and result.p_value == 1.0 and result.n == 0 and not result.significant
+    assert result.ci_low < 0.5 < result.ci_high and math.isnan(result.decided_win_rate)
+
+
+def test_no_pairs_at_all():
+    result = ab_test(0, 0, 0)
+    assert result.pairs == 0 and math.isnan(result.win_rate) and math.isnan(result.p_value) and not result.significant
 
 
 @pytest.mark.parametrize("bad", [(-1, 0, 0), (1.5, 0, 0), (1, 1, -2)])

@@ -16,11 +16,17 @@ from llmplat_dagster.sim.model import Variant, generate
 REF, AWQ, LORA = "mistral-7b-fp16", "mistral-7b-awq", "mistral-7b-lora"
 PER_VARIANT = {
     "variant", "role", "n", "unpaired", "exact_match_mean", "token_agreement_mean", "similarity_mean", "kl_mean",
-    "quality", "quality_delta", "quality_delta_ci_low", "quality_delta_ci_high", "judge_mean", "judge_n",
-    "judge_parse_failure_rate", "ttft_s_p50", "ttft_s_p95", "ttft_s_p99", "tpot_s_p50", "tpot_s_p95", "tpot_s_p99",
-    "e2e_s_p50", "e2e_s_p95", "e2e_s_p99", "requests", "error_rate", "output_token_throughput", "price_per_hour",
-    "cost_per_mtok", "p95_latency_s", "on_frontier", "dominated_by", "gate_passed", "gate_tripped",
+    "quality", "quality_ci_low", "quality_ci_high", "quality_delta", "quality_delta_ci_low", "quality_delta_ci_high",
+    "judge_mean", "judge_n", "judge_parse_failure_rate", "ttft_s_p50", "ttft_s_p95", "ttft_s_p99", "tpot_s_p50",
+    "tpot_s_p95", "tpot_s_p99", "e2e_s_p50", "e2e_s_p95", "e2e_s_p99", "e2e_s_p95_ci_low", "e2e_s_p95_ci_high",
+    "requests", "error_rate", "output_token_throughput", "output_token_throughput_ci_low",
+    "output_token_throughput_ci_high", "price_per_hour", "cost_per_mtok", "cost_per_mtok_ci_low",
+    "cost_per_mtok_ci_high", "p95_latency_s", "p95_latency_s_ci_low", "p95_latency_s_ci_high", "on_frontier",
+    "dominated_by", "not_separable_from", "gate_passed", "gate_tripped", "accuracy", "accuracy_ci_low",
+    "accuracy_ci_high", "accuracy_n", "accuracy_correct", "accuracy_delta", "accuracy_delta_ci_low",
+    "accuracy_delta_ci_high", "accuracy_gained", "accuracy_lost", "accuracy_mcnemar_p",
 }  # fmt: skip
+SIMILARITY = GateRules(metric="similarity", min_quality_delta_low=-0.05)
 
 
 def _rows(variant: str, texts: dict[str, str], *, e2e: float, status: dict[str, str] | None = None) -> pd.DataFrame:
@@ -69,7 +75,7 @@ def test_compare_small_frame_end_to_end():
         small_frame(),
         judge_scores=judge,
         prices=prices,
-        rules=GateRules(),
+        rules=SIMILARITY,
         n_resamples=300,
         measured_against="unit test",
     )
@@ -92,11 +98,16 @@ def test_compare_small_frame_end_to_end():
     # lora: nothing in common -> fails the quality rule, judged once
     assert pv.loc[LORA, "similarity_mean"] == 0.0 and pv.loc[LORA, "gate_passed"] is False
     assert pv.loc[LORA, "gate_tripped"][0].startswith("quality delta lower bound -1.000 < -0.05 by 0.950")
-    # latency and cost: one request at a time, 100 tokens per e2e
+    assert pv.loc[LORA, "not_separable_from"] == []
+    # latency and cost: one request at a time, 100 tokens per e2e; every request alike, so the intervals are points
     assert pv.loc[AWQ, "p95_latency_s"] == pytest.approx(2.0)
     assert pv.loc[AWQ, "output_token_throughput"] == pytest.approx(50.0)
     assert pv.loc[AWQ, "cost_per_mtok"] == pytest.approx(0.2226 / (50 * 3600) * 1e6)
     assert pv.loc[REF, "cost_per_mtok"] == pytest.approx(0.526 / (25 * 3600) * 1e6)
+    assert pv.loc[AWQ, "cost_per_mtok_ci_low"] == pytest.approx(pv.loc[AWQ, "cost_per_mtok_ci_high"])
+    # no assertions on these prompts: accuracy is unknown, not zero
+    assert pv.loc[AWQ, "accuracy_n"] == 0 and math.isnan(pv.loc[AWQ, "accuracy"])
+    assert "— (no checkable prompts)" in report.markdown
     # frontier: fp16 best quality, awq fastest and cheapest, lora dominated by awq
     assert pv["on_frontier"].to_dict() == {REF: True, AWQ: True, LORA: False}
     assert pv.loc[LORA, "dominated_by"] == [AWQ]
@@ -144,7 +155,9 @@ def test_judge_gate_metric_and_missing_inputs():
 
 
 def test_a_candidate_without_rows_fails_its_gate():
-    report = compare(small_frame(), candidates=(AWQ, "mistral-7b-missing"), n_resamples=50, measured_against="x")
+    report = compare(
+        small_frame(), candidates=(AWQ, "mistral-7b-missing"), rules=SIMILARITY, n_resamples=50, measured_against="x"
+    )
     gate = report.gates["mistral-7b-missing"]
     assert not gate.passed and "unavailable" in gate.tripped[0]
 
@@ -170,25 +183,28 @@ def _sim_rows(noise: float, name: str) -> pd.DataFrame:
 def sim_reports():
     ref = _sim_rows(0.0, REF)
     out = {}
-    for noise in (0.01, 0.05, 0.2):
+    for noise in (0.1, 0.4, 1.2):
         rows = pd.concat([ref, _sim_rows(noise, AWQ)], ignore_index=True)
-        out[noise] = compare(rows, candidates=(AWQ,), n_resamples=300, measured_against="llmplat-sim behaviour model")
+        out[noise] = compare(
+            rows, candidates=(AWQ,), rules=SIMILARITY, n_resamples=300, measured_against="llmplat-sim behaviour model"
+        )
     return out
 
 
 def test_more_noise_lowers_quality_and_widens_the_gap(sim_reports):
     awq = {noise: r.per_variant.set_index("variant").loc[AWQ] for noise, r in sim_reports.items()}
-    sims = [awq[n]["similarity_mean"] for n in (0.01, 0.05, 0.2)]
-    deltas = [awq[n]["quality_delta"] for n in (0.01, 0.05, 0.2)]
-    exact = [awq[n]["exact_match_mean"] for n in (0.01, 0.05, 0.2)]
-    agreement = [awq[n]["token_agreement_mean"] for n in (0.01, 0.05, 0.2)]
+    levels = (0.1, 0.4, 1.2)
+    sims = [awq[n]["similarity_mean"] for n in levels]
+    deltas = [awq[n]["quality_delta"] for n in levels]
+    exact = [awq[n]["exact_match_mean"] for n in levels]
+    agreement = [awq[n]["token_agreement_mean"] for n in levels]
     assert sims[0] > sims[1] > sims[2]
     assert deltas[0] > deltas[1] > deltas[2] and deltas[0] < 0
     assert exact[0] >= exact[1] >= exact[2] and agreement[0] > agreement[1] > agreement[2]
-    # the simulator swaps the top two candidates at a divergence, so KL is positive and measured everywhere
+    # the logit noise moves every position's distribution, so KL is positive and measured everywhere
     assert all(awq[n]["kl_mean"] > 0 for n in awq)
-    assert sim_reports[0.01].gates[AWQ].passed and not sim_reports[0.2].gates[AWQ].passed
-    assert awq[0.2]["quality_delta_ci_high"] < awq[0.01]["quality_delta_ci_low"]  # the intervals separate
+    assert sim_reports[0.1].gates[AWQ].passed and not sim_reports[1.2].gates[AWQ].passed
+    assert awq[1.2]["quality_delta_ci_high"] < awq[0.1]["quality_delta_ci_low"]  # the intervals separate
 
 
 def test_per_prompt_rows_equal_pairing_and_metrics_done_one_candidate_at_a_time():
@@ -220,7 +236,7 @@ def test_per_prompt_rows_equal_pairing_and_metrics_done_one_candidate_at_a_time(
         )
         frames.append(frame)
     rows = pd.concat(frames, ignore_index=True)
-    report = compare(rows, n_resamples=50, measured_against="x")
+    report = compare(rows, rules=SIMILARITY, n_resamples=50, measured_against="x")
 
     kept = rows[rows["variant"].isin([REF, AWQ, LORA])]
     ok = kept[(kept["status"] == "ok").to_numpy() & ~kept.duplicated(["variant", "prompt_id"]).to_numpy()]
@@ -233,3 +249,79 @@ def test_per_prompt_rows_equal_pairing_and_metrics_done_one_candidate_at_a_time(
             "reference": paired.attrs["unpaired_reference"],
             "candidate": paired.attrs["unpaired_candidate"],
         }
+
+
+# --- task accuracy, time scale and spread ---------------------------------------------------------------------
+
+
+def _accuracy_frame(ref_right: int, cand_right: dict[str, int], n: int = 42) -> pd.DataFrame:
+    """Every variant answers the same texts; ``correct`` says how many of the n prompts each got right."""
+    texts = {f"p{i}": f"The answer is {i}." for i in range(n)}
+    frames = []
+    for variant, right in {REF: ref_right, **cand_right}.items():
+        frame = _rows(variant, texts, e2e=2.0)
+        frame["correct"] = pd.Series([i < right for i in range(n)], dtype=object)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_accuracy_is_reported_per_variant_and_paired_against_the_reference():
+    rows = _accuracy_frame(34, {AWQ: 33, LORA: 20})
+    rows.loc[(rows["variant"] == AWQ) & (rows["prompt_id"] == "p40"), "correct"] = True  # right where FP16 is not
+    rows.loc[rows["prompt_id"] == "p41", "correct"] = None  # not checkable anywhere
+    report = compare(rows, n_resamples=500, measured_against="unit test")
+    pv = report.per_variant.set_index("variant")
+    assert pv.loc[REF, "accuracy"] == pytest.approx(34 / 41) and pv.loc[REF, "accuracy_n"] == 41
+    assert pv.loc[REF, "accuracy_ci_low"] < pv.loc[REF, "accuracy"] < pv.loc[REF, "accuracy_ci_high"]
+    assert (pv.loc[AWQ, "accuracy_gained"], pv.loc[AWQ, "accuracy_lost"]) == (1, 1)
+    assert pv.loc[AWQ, "accuracy_delta"] == 0.0 and pv.loc[AWQ, "accuracy_mcnemar_p"] == 1.0
+    assert (pv.loc[LORA, "accuracy_gained"], pv.loc[LORA, "accuracy_lost"]) == (0, 14)
+    assert pv.loc[LORA, "accuracy_mcnemar_p"] < 0.001
+    # the default gate is on accuracy: AWQ holds it, LoRA is credibly worse
+    assert report.gates[AWQ].passed and report.gates[AWQ].details["metric"] == "accuracy"
+    assert not report.gates[LORA].passed and "quality delta lower bound" in report.gates[LORA].tripped[0]
+    assert pv.loc[AWQ, "quality"] == pv.loc[AWQ, "accuracy"]  # the Pareto quality axis is accuracy too
+    assert "34/41" in report.markdown and "McNemar p=" in report.markdown and "(+1/−1)" in report.markdown
+
+
+def test_a_candidate_more_often_right_than_the_reference_scores_better_not_worse():
+    report = compare(_accuracy_frame(30, {AWQ: 38}), candidates=(AWQ,), n_resamples=500, measured_against="x")
+    awq = report.per_variant.set_index("variant").loc[AWQ]
+    assert awq["accuracy_delta"] > 0 and awq["quality_delta_ci_low"] > 0 and report.gates[AWQ].passed
+    assert awq["similarity_mean"] == 1.0  # same texts here; a better answer in other words would score lower on it
+
+
+def test_simulated_times_are_converted_back_through_the_time_scale_and_labelled():
+    rows = _accuracy_frame(40, {AWQ: 40})
+    scaled = rows.assign(
+        e2e_s=rows["e2e_s"] * 0.05,
+        ttft_s=rows["ttft_s"] * 0.05,
+        started_s=rows["started_s"] * 0.05,
+        time_scale=0.05,
+        time_basis="simulated (llmplat-sim at time scale 0.05, converted to simulated T4 time)",
+    )
+    prices = {REF: 0.526, AWQ: 0.2226}
+    real = compare(rows, candidates=(AWQ,), prices=prices, n_resamples=200, measured_against="x").per_variant
+    sim = compare(scaled, candidates=(AWQ,), prices=prices, n_resamples=200, measured_against="x")
+    for column in ("e2e_s_p95", "ttft_s_p50", "output_token_throughput", "cost_per_mtok"):
+        assert sim.per_variant[column].to_numpy() == pytest.approx(real[column].to_numpy()), column
+    assert "Latency, throughput and cost: simulated (llmplat-sim at time scale 0.05" in sim.markdown
+
+
+def test_noisy_latency_makes_a_slower_variant_not_separable_instead_of_dominated():
+    rng = np.random.default_rng(3)
+    frames = []
+    texts = {f"p{i}": "same answer" for i in range(30)}
+    for variant, centre in ((REF, 2.0), (AWQ, 1.5), (LORA, 1.6)):
+        frame = _rows(variant, texts, e2e=centre)
+        frame["e2e_s"] = centre * rng.lognormal(0, 0.5, size=len(frame))
+        frame["started_s"] = frame["e2e_s"].cumsum() - frame["e2e_s"]
+        frame["correct"] = True
+        frames.append(frame)
+    report = compare(pd.concat(frames, ignore_index=True), n_resamples=500, measured_against="x")
+    pv = report.per_variant.set_index("variant")
+    assert pv.loc[LORA, "p95_latency_s_ci_low"] < pv.loc[AWQ, "p95_latency_s_ci_high"]  # intervals overlap
+    assert pv.loc[LORA, "dominated_by"] == [] and pv.loc[LORA, "on_frontier"]
+    assert pv.loc[LORA, "not_separable_from"] == [AWQ]  # looks slower and costlier, within the noise
+    assert pv.loc[REF, "not_separable_from"] == [AWQ, LORA]
+    assert "not separable" in report.markdown

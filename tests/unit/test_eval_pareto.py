@@ -7,7 +7,13 @@ import math
 import pandas as pd
 import pytest
 
-from llmplat_dagster.evaluation.pareto import dominated_by, markdown_table, pareto_frontier, pareto_plot
+from llmplat_dagster.evaluation.pareto import (
+    dominated_by,
+    markdown_table,
+    not_separable_from,
+    pareto_frontier,
+    pareto_plot,
+)
 
 
 def _df(points: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
@@ -51,6 +57,33 @@ def test_frontier(points, frontier, dominators):
     assert by == {k: dominators.get(k, []) for k in points}
 
 
+def _with_intervals(points: dict, half_widths: dict) -> pd.DataFrame:
+    df = _df(points)
+    for col, half in half_widths.items():
+        df[f"{col}_ci_low"] = df[col] - half
+        df[f"{col}_ci_high"] = df[col] + half
+    return df
+
+
+@pytest.mark.parametrize(
+    ("half_widths", "dominated", "inseparable"),
+    [
+        # tight intervals: lora is credibly slower and costlier than awq
+        ({"p95_latency_s": 0.05, "cost_per_mtok": 0.05, "quality": 0.001}, {"lora": ["awq"]}, {}),
+        # wide intervals: awq only looks better; noise could flip it
+        ({"p95_latency_s": 1.0, "cost_per_mtok": 0.5, "quality": 0.05}, {}, {"lora": ["awq"]}),
+        # separated on one objective is enough, the point estimates already agree on the others
+        ({"p95_latency_s": 1.0, "cost_per_mtok": 0.05, "quality": 0.05}, {"lora": ["awq"]}, {}),
+    ],
+)
+def test_overlapping_intervals_are_not_separable_instead_of_dominated(half_widths, dominated, inseparable):
+    df = _with_intervals({"fp16": (1.0, 4.0, 3.0), "awq": (0.97, 2.0, 1.0), "lora": (0.95, 2.5, 1.2)}, half_widths)
+    names = df["variant"].tolist()
+    assert dict(zip(names, dominated_by(df), strict=True)) == {k: dominated.get(k, []) for k in names}
+    assert dict(zip(names, not_separable_from(df), strict=True)) == {k: inseparable.get(k, []) for k in names}
+    assert dict(zip(names, pareto_frontier(df), strict=True))["lora"] is (not dominated)
+
+
 def test_custom_objectives():
     df = pd.DataFrame({"variant": ["a", "b"], "q": [1.0, 2.0], "lat": [1.0, 5.0]})
     assert pareto_frontier(df, maximize=("q",), minimize=()).tolist() == [False, True]
@@ -59,8 +92,10 @@ def test_custom_objectives():
         pareto_frontier(df, maximize=(), minimize=())
 
 
-def test_plot_is_a_png():
-    df = _df({"fp16": (1.0, 4.0, 3.0), "awq": (0.97, 2.0, math.nan), "lora": (0.95, 2.5, math.inf)})
+@pytest.mark.parametrize("intervals", [False, True])
+def test_plot_is_a_png(intervals):
+    points = {"fp16": (1.0, 4.0, 3.0), "awq": (0.97, 2.0, math.nan), "lora": (0.95, 2.5, math.inf)}
+    df = _with_intervals(points, {"p95_latency_s": 0.3, "quality": 0.02}) if intervals else _df(points)
     df["on_frontier"] = pareto_frontier(df)
     png = pareto_plot(df, measured_against="llmplat-sim (simulator, not a measurement)")
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000

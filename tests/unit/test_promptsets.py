@@ -93,7 +93,7 @@ def test_packaged_prompts_are_accepted_by_the_simulator_at_1024_tokens(packaged:
 
 @pytest.mark.parametrize(
     ("name", "low", "high"),
-    [("canary", 32, 128), ("quant-sensitivity", 64, 256), ("performance", 64, 512)],
+    [("canary", 32, 128), ("quant-sensitivity", 64, 384), ("performance", 64, 512)],
 )
 def test_packaged_max_tokens_ranges(name, low, high):
     prompts = load_promptset(name).prompts
@@ -242,7 +242,7 @@ MSG = [{"role": "user", "content": "hi"}]
         (
             _line("x", max_token=64),
             "set.jsonl:2: prompt 'x': unknown field(s) 'max_token'; "
-            "expected id, messages, max_tokens, temperature, tags",
+            "expected id, messages, max_tokens, temperature, tags, reference, rubric, assert",
         ),
     ],
 )

@@ -34,7 +34,7 @@ def test_rendered_deployment_args_parse_unchanged():
         "0.0.0.0",
         8000,
     )
-    assert c.effective_quant_noise == 0.03 and not c.unknown_args
+    assert c.effective_quant_noise == 0.3 and not c.unknown_args  # logit noise std, sim/README.md "Calibration"
 
 
 @pytest.mark.parametrize(
@@ -45,8 +45,9 @@ def test_rendered_deployment_args_parse_unchanged():
     ],
 )
 def test_lora_modules_in_both_vllm_syntaxes(modules):
-    c = parse_args([*AWQ_ARGS, "--enable-lora", "--max-loras", "4", "--lora-modules", *modules])
-    assert c.enable_lora and c.max_loras == 4
+    lora = ["--enable-lora", "--max-loras", "4", "--max-lora-rank", "64", "--lora-modules", *modules]
+    c = parse_args([*AWQ_ARGS, *lora])
+    assert c.enable_lora and c.max_loras == 4 and c.max_lora_rank == 64 and not c.unknown_args
     assert c.lora_modules == {"sql-adapter": "/adapters/sql", "chat": "/adapters/chat"}
 
 
