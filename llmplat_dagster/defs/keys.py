@@ -27,6 +27,7 @@ EVALUATION_GROUP = "evaluation"
 
 VARIANT_TAG = "llmplat/variant"
 TRIGGER_TAG = "llmplat/trigger"
+PURPOSE_TAG = "llmplat/purpose"  # set on runs whose results must not replace the night's (defs/io.py)
 
 # The first night this project evaluates; partitions before it would only show as "missing" in the UI.
 PARTITIONS_START = "2026-11-01"

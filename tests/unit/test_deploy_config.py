@@ -169,7 +169,9 @@ def test_the_s3_policy_is_limited_to_the_bucket_prefixes():
         r.startswith("arn:aws:s3:::llmplat-dagster-prod") and "*" not in r.split("/")[0] for r in each("Resource")
     )
     actions = set(each("Action"))
-    assert actions <= {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:GetObjectVersion"}
+    assert actions <= {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:GetObjectVersion", "s3:DeleteObject"}
+    deletes = [s for s in policy["Statement"] if "s3:DeleteObject" in s["Action"]]
+    assert [s["Resource"] for s in deletes] == ["arn:aws:s3:::llmplat-dagster-prod/results/checkpoints/*"]
     trust = json.loads((DEPLOY / "iam" / "llmplat-dagster-trust-policy.json").read_text())
     subjects = trust["Statement"][0]["Condition"]["StringEquals"]
     assert "system:serviceaccount:dagster:llmplat-dagster" in next(v for k, v in subjects.items() if k.endswith(":sub"))
