@@ -212,7 +212,7 @@ def _text_score(text: str, high: float) -> str | None:
         rest = text[labelled.end() : labelled.end() + 40]
         if _ECHOED_RANGE.match(rest):
             continue
-        number = re.match(rf"{_NUM[1:-1]}(?:{_OUT_OF}\d+(?:\.\d+)?\s*\)?)?%?", rest)
+        number = re.match(rf"{_NUM[1:-1]}(?:{_OUT_OF}\d+(?:\.\d+)?\s*\)?)?(?:\s*%)?", rest)
         if number:
             return number.group(0)
     fraction = re.search(rf"{_NUM}{_OUT_OF}{high:g}\b\s*\)?", text)

@@ -48,6 +48,8 @@ def serve(argv: list[str]) -> int:
         sock.close()
         print(f"llmplat sim serve: cannot listen on --host {config.host} --port {config.port}: {exc}", file=sys.stderr)
         return 2
+    # Configured only once the server really starts: a rejected flag leaves the caller's logging alone.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.warning(
         "llmplat-sim serving %s as %s on http://%s:%s (time scale %s)",
         config.model,
@@ -85,7 +87,6 @@ def _help_parser():
 
 def main(argv: list[str]) -> int:
     """Entry for ``llmplat sim ...``; ``argv`` excludes the word ``sim``."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
