@@ -17,10 +17,22 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from llmplat_dagster import yamlio
 from llmplat_dagster.quantity import parse_quantity
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-SHA = re.compile(r"^[0-9a-f]{40}$")
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # always fullmatch: `$` would accept "name\n"
+SHA = re.compile(r"[0-9a-f]{40}")
+LABEL_VALUE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")  # Kubernetes label values, <= 63
+# What vLLM's --served-model-name and a PromQL label matcher both take as written (no quotes, braces, spaces).
+SERVED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:-]*")
+HF_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+# A container image reference (distribution/reference's grammar, simplified): [host[:port]/]path[:tag][@sha256:...]
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE = re.compile(
+    rf"(?:{_COMPONENT}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    r"(?:@sha256:[a-f0-9]{64})?"
+)
 GIB = 1024**3
 
 # vLLM `--quantization` values this platform knows how to size and serve. "none" renders no flag.
@@ -38,8 +50,25 @@ class CatalogError(ValueError):
     """A catalog that cannot be served; the message names file:line, variant and field."""
 
 
+def dns1123_label(value: str) -> str:
+    """Object and namespace names: what Kubernetes accepts as a DNS-1123 label."""
+    if len(value) > 63:
+        raise ValueError(f"{value!r} is {len(value)} characters; a DNS-1123 label has at most 63")
+    if not DNS1123_LABEL.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a DNS-1123 label (lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit)"
+        )
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _quantity_field(value: Any) -> str:
+    parse_quantity(value)
+    return value
 
 
 class NodeSpec(_Strict):
@@ -48,6 +77,8 @@ class NodeSpec(_Strict):
     gpu_memory_gib: float = Field(gt=0)
     allocatable_cpu: str
     allocatable_memory: str
+
+    _quantities = field_validator("allocatable_cpu", "allocatable_memory", mode="before")(_quantity_field)
 
 
 class Architecture(_Strict):
@@ -76,11 +107,18 @@ class Resources(_Strict):
     memory_limit: str
     gpu: int = Field(default=1, ge=1)
 
-    @field_validator("cpu_request", "cpu_limit", "memory_request", "memory_limit", mode="before")
-    @classmethod
-    def _quantity(cls, value: Any) -> str:
-        parse_quantity(value)
-        return value
+    _quantities = field_validator("cpu_request", "cpu_limit", "memory_request", "memory_limit", mode="before")(
+        _quantity_field
+    )
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        """The API server rejects a request above its limit; say so at load time, naming both fields."""
+        for what in ("cpu", "memory"):
+            request, limit = getattr(self, f"{what}_request"), getattr(self, f"{what}_limit")
+            if parse_quantity(request) > parse_quantity(limit):
+                raise ValueError(f"{what}_request {request} is above {what}_limit {limit}")
+        return self
 
 
 class LoraAdapter(_Strict):
@@ -130,17 +168,43 @@ class VariantSpec(_Strict):
     cache_size: str
     gated: bool = False
 
-    @field_validator("name")
+    _dns1123 = field_validator("name")(lambda value: dns1123_label(value))
+
+    @field_validator("team")
     @classmethod
-    def _dns1123(cls, value: str) -> str:
-        if len(value) > 63:
-            raise ValueError(f"{value!r} is {len(value)} characters; a DNS-1123 label has at most 63")
-        if not DNS1123_LABEL.match(value):
+    def _label_value(cls, value: str) -> str:
+        if len(value) > 63 or not LABEL_VALUE.fullmatch(value):
             raise ValueError(
-                f"{value!r} is not a DNS-1123 label (lower-case letters, digits and '-', "
-                "starting and ending with a letter or digit)"
+                f"team {value!r} becomes the label lab.team, so it must be a Kubernetes label value: at most 63 "
+                "letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
             )
         return value
+
+    @field_validator("served_model_name")
+    @classmethod
+    def _served_name(cls, value: str | None) -> str | None:
+        if value is not None and not SERVED_NAME.fullmatch(value):
+            raise ValueError(
+                f"served_model_name {value!r} must be letters, digits, '.', '_', '/', ':' or '-' (it is a vLLM flag "
+                "and a label value in the autoscaler's PromQL query, where a quote would change the query)"
+            )
+        return value
+
+    @field_validator("model_id")
+    @classmethod
+    def _hf_repo(cls, value: str) -> str:
+        if not HF_REPO.fullmatch(value):
+            raise ValueError(f"model_id {value!r} is not a Hugging Face repo id (ORG/NAME)")
+        return value
+
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, value: str) -> str:
+        if not REVISION.fullmatch(value):
+            raise ValueError(f"revision {value!r} must be a branch, tag or commit sha (no spaces or quotes)")
+        return value
+
+    _cache_size = field_validator("cache_size", mode="before")(_quantity_field)
 
     @field_validator("quantization")
     @classmethod
@@ -152,7 +216,9 @@ class VariantSpec(_Strict):
     @field_validator("image")
     @classmethod
     def _pinned_image(cls, value: str) -> str:
-        tag = value.rsplit("/", 1)[-1]
+        if not IMAGE.fullmatch(value):
+            raise ValueError(f"image {value!r} is not a container image reference (REPOSITORY[:TAG][@sha256:DIGEST])")
+        tag = value.split("@", 1)[0].rsplit("/", 1)[-1]
         if "@sha256:" not in value and (":" not in tag or tag.endswith(":latest")):
             raise ValueError(f"image {value!r} must be pinned to a tag other than latest or a digest")
         return value
@@ -163,7 +229,7 @@ class VariantSpec(_Strict):
 
     @property
     def pinned(self) -> bool:
-        return bool(SHA.match(self.revision))
+        return bool(SHA.fullmatch(self.revision))
 
     @property
     def group_name(self) -> str:
@@ -176,6 +242,8 @@ class Catalog(_Strict):
     node: NodeSpec
     architectures: dict[str, Architecture]
     variants: tuple[VariantSpec, ...]
+
+    _namespace = field_validator("namespace")(lambda value: dns1123_label(value))
 
     @cached_property
     def by_name(self) -> dict[str, VariantSpec]:
@@ -324,7 +392,7 @@ def _validate(data: dict[str, Any], source: str, root: yaml.Node | None) -> Cata
     except ValidationError as exc:
         lines = [_describe(e, data, source, root) for e in exc.errors()]
         raise CatalogError("invalid variant catalog:\n  " + "\n  ".join(lines)) from None
-    problems = []
+    problems = [] if catalog.variants else [f"{source}: catalog: field 'variants': no variants to serve"]
     seen: dict[str, int] = {}
     for i, v in enumerate(catalog.variants):
         if v.name in seen:
@@ -350,9 +418,13 @@ def default_catalog_path() -> Path:
 def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     try:
         root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = yamlio.load(text, source)
     except yaml.YAMLError as exc:
-        raise CatalogError(f"{source}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise CatalogError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    except yamlio.YamlError as exc:
+        raise CatalogError(f"invalid variant catalog: {exc}") from None
     if not isinstance(data, dict):
         raise CatalogError(f"{source}: the catalog must be a mapping with 'variants'")
     return _validate(_merge_defaults(data), source, root)

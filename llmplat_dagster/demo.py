@@ -16,8 +16,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from llmplat_dagster.catalog import load_catalog
 from llmplat_dagster.definitions import build_definitions
 from llmplat_dagster.defs.keys import AB, COMPARISON, asset_key, night_of
+from llmplat_dagster.k8s.validate import CrdSchemas
 from llmplat_dagster.settings import Settings
 
 # The simulator at 1/20 of a T4's latencies keeps the demo well under two minutes on two cores.
@@ -66,8 +68,13 @@ def run_demo(settings: Settings | None = None, out=sys.stdout, manifests: Path =
     from llmplat_dagster.sim.fleet import deployment_args_from_manifests, start_fleet
 
     settings = settings or Settings.from_env()
+    # Bad input (catalog, revisions, image, CRD folders) fails here, naming it, before any server starts.
+    load_catalog(settings.catalog_path, revisions=settings.revisions, image=settings.image)
+    CrdSchemas.from_dirs(settings.crd_dirs)
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    args = deployment_args_from_manifests(manifests)
+    args = deployment_args_from_manifests(manifests) if manifests.is_dir() else {}
+    if not args:
+        raise ValueError(f"no Deployments under {manifests}/; run `llmplat manifests render` first")
     print(f"starting the simulator fleet from {manifests} ({len(args)} variants)...", file=out)
     log_dir = settings.state_dir / "fleet"
     log_dir.mkdir(parents=True, exist_ok=True)

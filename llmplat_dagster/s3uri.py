@@ -19,7 +19,7 @@ def parse_s3_uri(uri: str, *, what: str = "S3 URI", key_required: bool = False) 
     if not uri.startswith("s3://"):
         raise ValueError(shape)
     bucket, _, rest = uri[len("s3://") :].partition("/")
-    if not BUCKET.match(bucket):
+    if not BUCKET.fullmatch(bucket):
         raise ValueError(f"{shape}: {bucket!r} is not an S3 bucket name")
     if key_required and not rest.strip("/"):
         raise ValueError(f"{shape}: no object key after the bucket")

@@ -8,22 +8,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from llmplat_dagster.s3uri import is_s3, parse_s3_uri
 
 ENVIRONMENTS = {"local": "dev", "prod": "prod"}  # environment -> manifest overlay
-
-
-def croniter_valid(expression: str) -> bool:
-    """Whether Dagster's scheduler accepts the cron expression (asked through the public API it uses)."""
-    import dagster as dg
-
-    try:
-        dg.ScheduleDefinition(name="cron_check", cron_schedule=expression, job_name="cron_check")
-    except dg.DagsterInvalidDefinitionError:
-        return False
-    return True
 
 
 class SettingsError(ValueError):
@@ -40,11 +30,39 @@ def _pairs(raw: str, name: str) -> dict[str, str]:
     return out
 
 
-def _int(raw: str, name: str) -> int:
+def _int(raw: str, name: str, minimum: int | None = None) -> int:
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _cron_valid(expression: str) -> bool:
+    """What the schedule will accept: Dagster's own check, through its public schedule constructor."""
+    import dagster as dg
+
+    try:
+        dg.ScheduleDefinition(name="cron_probe", cron_schedule=expression, job_name="cron_probe")
+    except dg.DagsterInvalidDefinitionError:
+        return False
+    return True
+
+
+def _urls(endpoints: Mapping[str, str]) -> dict[str, str]:
+    for variant, url in endpoints.items():
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SettingsError(
+                f"LLMPLAT_ENDPOINTS: {variant}={url!r} is not an http(s) URL such as http://127.0.0.1:8001"
+            )
+        try:
+            parts.port  # noqa: B018 - raises for a port outside 0-65535 or not a number
+        except ValueError as exc:
+            raise SettingsError(f"LLMPLAT_ENDPOINTS: {variant}={url!r}: {exc}") from None
+    return dict(endpoints)
 
 
 def _endpoints(raw: str) -> dict[str, str]:
@@ -59,6 +77,10 @@ def _endpoints(raw: str) -> dict[str, str]:
             data = json.loads(raw)
         except ValueError as exc:
             raise SettingsError(f"LLMPLAT_ENDPOINTS: not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise SettingsError(
+                f"LLMPLAT_ENDPOINTS: expected a JSON object {{variant: url}}, got {type(data).__name__}"
+            )
         return {str(k): str(v) for k, v in data.items()}
     return _pairs(raw, "LLMPLAT_ENDPOINTS")
 
@@ -94,7 +116,7 @@ class Settings:
             dt.date.fromisoformat(self.first_night)
         except ValueError:
             raise SettingsError(f"LLMPLAT_FIRST_NIGHT={self.first_night!r} is not a date (YYYY-MM-DD)") from None
-        if not croniter_valid(self.nightly_cron):
+        if not _cron_valid(self.nightly_cron):
             raise SettingsError(f"LLMPLAT_NIGHTLY_CRON={self.nightly_cron!r} is not a cron expression")
         for name, uri in (
             ("LLMPLAT_PROMPTSET_S3_URI", self.promptset_s3_uri),
@@ -105,6 +127,18 @@ class Settings:
                     parse_s3_uri(uri, what=name)
                 except ValueError as exc:
                     raise SettingsError(str(exc)) from None
+        if self.trend_nights < 1:
+            raise SettingsError(f"LLMPLAT_TREND_NIGHTS={self.trend_nights} must be at least 1 (nights in the trend)")
+        if not self.hf_timeout_s > 0:
+            raise SettingsError(f"LLMPLAT_HF_TIMEOUT_S={self.hf_timeout_s:g} must be more than 0 seconds")
+        _urls(self.endpoints)
+        for folder in self.crd_dirs:
+            if not Path(folder).is_dir():
+                raise SettingsError(
+                    f"LLMPLAT_CRD_DIR: {folder} is not a folder (CRD YAML for ScaledObject, ServiceMonitor)"
+                )
+        if self.catalog_path is not None and not Path(self.catalog_path).is_file():
+            raise SettingsError(f"LLMPLAT_CATALOG={str(self.catalog_path)!r} is not a file")
         if self.environment == "prod" and self.results_uri and not is_s3(self.results_uri):
             # Run pods are ephemeral: results on their disk would vanish with the pod.
             raise SettingsError(

@@ -5,6 +5,7 @@ its answers into Dagster run requests, skip reasons and cursors.
 """
 
 import datetime as dt
+import hashlib
 import json
 
 import dagster as dg
@@ -12,7 +13,17 @@ import dagster as dg
 from llmplat_dagster.automation.promptset_versions import PromptsetSourceError, list_promptset_versions, new_versions
 from llmplat_dagster.catalog import Catalog
 from llmplat_dagster.defs.comparison import ComparisonResource
-from llmplat_dagster.defs.keys import EVALUATION, PREFIX, RESPONSES, TREND, asset_key, night_of, op_name, variant_keys
+from llmplat_dagster.defs.keys import (
+    EVALUATION,
+    PREFIX,
+    PURPOSE_TAG,
+    RESPONSES,
+    TREND,
+    asset_key,
+    night_of,
+    op_name,
+    variant_keys,
+)
 from llmplat_dagster.s3uri import parse_s3_uri
 from llmplat_dagster.settings import Settings
 
@@ -89,7 +100,8 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
             asset_selection=selection,
             partition_key=night_of(dt.datetime.now(dt.UTC), tz),
             run_config=run_config,
-            tags={**run_tags(plan.changes), "llmplat/trigger": "model-revision"},
+            # its own purpose: a re-roll's results go beside the night's, never over them (defs/io.py)
+            tags={**run_tags(plan.changes), "llmplat/trigger": "model-revision", PURPOSE_TAG: run_key(plan.changes)},
         )
 
     @dg.sensor(
@@ -127,7 +139,11 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
                     asset_selection=selection,
                     partition_key=night,
                     run_config={"ops": ops},
-                    tags={"llmplat/trigger": "promptset", "llmplat/promptset": version.name[:63]},
+                    tags={
+                        "llmplat/trigger": "promptset",
+                        "llmplat/promptset": version.name[:63],
+                        PURPOSE_TAG: f"promptset-{hashlib.sha256(version.token.encode()).hexdigest()[:16]}",
+                    },
                 )
             )
         return requests

@@ -1,7 +1,8 @@
 """Per-variant canary runs: a promptset through the serving client, one parquet row per request.
 
 Rows are checkpointed as they finish, so a run cut short (spot preemption of the endpoint, a killed run)
-resumes from what was already written instead of starting over.
+resumes from what was already written instead of starting over. The checkpoint is keyed by what was measured
+(night, promptset version, rollout, purpose) and cleared only after the results are stored.
 """
 
 from typing import TYPE_CHECKING
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from llmplat_dagster.catalog import Catalog, VariantSpec
+from llmplat_dagster.defs.io import run_purpose
 from llmplat_dagster.defs.keys import asset_key
 from llmplat_dagster.defs.provenance import provenance
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource
@@ -49,9 +51,9 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
         config: CanaryConfig,
         endpoints: EndpointsResource,
         serving: ServingResource,
-    ) -> dg.Output:
+    ):
         # The serving stack (httpx, pandas) is imported when a canary runs, not when the code location loads.
-        from llmplat_dagster.serving.checkpoint import Checkpoint
+        from llmplat_dagster.serving.checkpoint import Checkpoint, CheckpointError, checkpoint_key
         from llmplat_dagster.serving.client import Progress, run_promptset
         from llmplat_dagster.serving.probes import describe_server
         from llmplat_dagster.serving.requests import request_model, serving_requests
@@ -67,7 +69,15 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
         for issue in promptset.issues:
             context.log.warning(f"skipped: {issue}")
         night = context.partition_key if context.has_partition_key else "unpartitioned"
-        checkpoint = Checkpoint(serving.checkpoint_dir, v.name, f"{night}-{promptset.version}")
+        source = provenance(context.instance, catalog, v.name)
+        key = checkpoint_key(
+            night=night,
+            promptset_version=promptset.version,
+            model_revision=source["model_revision"],
+            manifest_hash=source["manifest_hash"],
+            purpose=run_purpose(context.run.tags),
+        )
+        checkpoint = Checkpoint(serving.checkpoint_dir, v.name, key)
         done = checkpoint.ok_rows()
         if done:
             context.log.info(f"resuming: {len(done)} rows already written in {checkpoint.location}")
@@ -106,10 +116,10 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
                 ),
                 metadata={"error_rate": error_rate, "checkpoint": checkpoint.location},
             )
-        checkpoint.clear()
-        source = provenance(context.instance, catalog, v.name)
         frame = frame.assign(**source, promptset_version=promptset.version)
-        return dg.Output(
+        # Dagster stores a yielded output before resuming here: the rows leave the checkpoint only once the
+        # results are written, so a failed write keeps them for the re-run.
+        yield dg.Output(
             frame.drop(columns=["top_logprobs"], errors="ignore"),
             metadata=_metadata(
                 frame,
@@ -128,6 +138,10 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
                 },
             ),
         )
+        try:
+            checkpoint.clear()
+        except CheckpointError as exc:
+            raise dg.Failure(f"{v.name}: results stored, but {exc}") from None
 
     return _canary
 

@@ -220,6 +220,7 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
         from llmplat_dagster.serving.client import ServingRequest
         from llmplat_dagster.serving.probes import describe_server
 
+        _fail_on_dead_variants(responses, [comparison.reference, *comparison.candidates])
         rows = responses.copy()
         rows["top_logprobs"] = rows["top_logprobs"].map(lambda v: json.loads(v) if isinstance(v, str) else None)
         ok = rows[rows["status"] == "ok"]
@@ -293,6 +294,22 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
 
     ab_asset = _ab_asset(catalog, partitions)
     return dg.Definitions(assets=[quant_sensitivity_responses, quant_quality_comparison, ab_asset])
+
+
+def _fail_on_dead_variants(responses: "pd.DataFrame", names: list[str]) -> None:
+    """A variant without one answered prompt cannot be compared: say which, and why, instead of reporting n=0."""
+    dead = []
+    for name in names:
+        mine = responses[responses["variant"] == name]
+        if not (mine["status"] == "ok").any():
+            first = mine["error"].dropna().iloc[0] if mine["error"].notna().any() else "no rows at all"
+            dead.append(f"{name}: 0 of {len(mine)} responses ok (first error: {first})")
+    if dead:
+        raise dg.Failure(
+            description="nothing to compare for " + "; ".join(dead) + ". Is the endpoint up? The responses are "
+            "kept in the quant_sensitivity_responses partition.",
+            metadata={"dead_variants": dg.MetadataValue.json([d.split(":", 1)[0] for d in dead])},
+        )
 
 
 def gate_check_name(variant: str) -> str:

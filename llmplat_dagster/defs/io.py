@@ -1,17 +1,39 @@
 """Results as parquet: a local folder by default, S3 (through dagster-aws) in production.
 
+A night's partition belongs to the nightly evaluation: runs with another purpose (the revision sensor re-rolling
+a variant, a new promptset version) write beside it, `<asset>/<night>/<purpose>.parquet`, so they never replace
+that night's results; `purpose` in the materialization says which a record is.
+
 pandas and dagster-aws are imported when a result is written or read, not when the code location loads.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from llmplat_dagster.defs.keys import PURPOSE_TAG
 from llmplat_dagster.s3uri import is_s3, parse_s3_uri
+
+NIGHTLY = "nightly"
+
+
+def run_purpose(tags: Mapping[str, str]) -> str:
+    """What a run's results are for: `nightly` (the schedule, a manual or re-executed run of a night) unless the
+    run was launched with its own purpose tag (sensors set one per change)."""
+    return tags.get(PURPOSE_TAG) or NIGHTLY
+
+
+def _purpose(context: dg.InputContext | dg.OutputContext) -> str:
+    try:
+        return run_purpose(context.step_context.run_tags)
+    except dg.DagsterInvariantViolationError:  # a context built outside a run (tests, tools)
+        return NIGHTLY
+
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,6 +50,10 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         parts = list(context.asset_key.path)
         if context.has_asset_partitions:
             parts.append(context.asset_partition_key)
+            if (purpose := _purpose(context)) != NIGHTLY:
+                from llmplat_dagster.serving.checkpoint import safe_name
+
+                parts.append(safe_name(purpose))
         return f"{self.base_uri.rstrip('/')}/{'/'.join(parts)}.parquet"
 
     def _client(self):
@@ -52,7 +78,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             tmp = path.with_suffix(".parquet.tmp")
             tmp.write_bytes(buffer.getvalue())
             tmp.replace(path)  # readers never see half a file
-        context.add_output_metadata({"uri": uri, "rows": len(obj)})
+        context.add_output_metadata({"uri": uri, "rows": len(obj), "purpose": _purpose(context)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         import pandas as pd

@@ -28,6 +28,7 @@ EVALUATION_GROUP = "evaluation"
 
 VARIANT_TAG = "llmplat/variant"
 TRIGGER_TAG = "llmplat/trigger"
+PURPOSE_TAG = "llmplat/purpose"  # set on runs whose results must not replace the night's (defs/io.py)
 
 # The first night this project evaluated (LLMPLAT_FIRST_NIGHT moves it for a new deployment); partitions before
 # it would only show as "missing" in the UI and make every partitioned asset look mostly unfilled.

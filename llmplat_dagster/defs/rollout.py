@@ -116,7 +116,12 @@ def _golden_checks(catalog: Catalog, v: VariantSpec) -> dg.AssetChecksDefinition
                 ("models_listed", models_probe(url, v.served_name)),
                 ("chat_completion", chat_probe(url, v.served_name)),
             ):
-                yield dg.AssetCheckResult(check_name=name, passed=probe.passed, metadata=_json_lists(probe.metadata))
+                yield dg.AssetCheckResult(
+                    check_name=name,
+                    passed=probe.passed,
+                    description=probe.description,
+                    metadata=_json_lists(probe.metadata),
+                )
             yield _metric_check(url, required)
 
     return _checks
@@ -131,7 +136,9 @@ def _metric_check(url: str, required: list[str]) -> dg.AssetCheckResult:
 
     report, error = metrics_probe(url, required)
     if report is None:
-        return dg.AssetCheckResult(check_name="metric_contract", passed=False, metadata={"error": error})
+        return dg.AssetCheckResult(
+            check_name="metric_contract", passed=False, description=error, metadata={"error": error}
+        )
     return dg.AssetCheckResult(
         check_name="metric_contract",
         passed=report.ok,

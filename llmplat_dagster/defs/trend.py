@@ -4,6 +4,7 @@ import base64
 
 import dagster as dg
 
+from llmplat_dagster.defs.io import NIGHTLY
 from llmplat_dagster.defs.keys import COMPARISON, EVALUATION_GROUP, TREND
 
 
@@ -26,6 +27,8 @@ def trend_defs(nights: int) -> dg.Definitions:
             if mat is None:
                 continue
             meta = {k: v.value for k, v in mat.metadata.items()}
+            if meta.get("purpose", NIGHTLY) != NIGHTLY:
+                continue  # a re-roll or promptset run of that night: kept beside the night's, not a trend point
             against.add(str(meta.get("measured_against", "unknown")))
             night = mat.partition or record.timestamp and pd.Timestamp(record.timestamp, unit="s").strftime("%Y-%m-%d")
             records.append((night, {k: float(v) for k, v in meta.items() if "/" in k and isinstance(v, int | float)}))

@@ -6,7 +6,10 @@ Judges wrap JSON in prose and ```json fences, use single quotes, leave trailing 
 quotes); then a ``score: N`` / ``N/10`` pattern in the text, unless the answer is a JSON object cut off
 before its closing brace (its last number may be cut too: ``{"score": 1`` of a 10). They never raise: a
 failure is a JudgeScore with ``score=None`` and an ``error``, counted by :func:`parse_failure_rate`.
-Out-of-range scores are clamped into [low, high] and flagged ``clamped`` (not a failure).
+Out-of-range scores are clamped into [low, high] and flagged ``clamped`` (not a failure) when they lie within one
+scale width of it; farther out (``Score: 85`` on 0-10) they are failures, as are percentages (``85%``) and an
+echoed answer format (``score: <0-10>``, ``winner: A | B | tie``): a misread must count as a failure, never as a
+plausible number. ``4 (out of 5)`` is rescaled like ``4/5``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ SAME_FAMILY_NOTE = (
 MAX_CHARS = 100_000  # longer outputs are cut before parsing, so a runaway generation cannot stall the parser
 _MAX_OBJECTS = 20
 _NUM = r"(-?\d+(?:\.\d+)?)"
-_FRACTION = re.compile(rf"^\s*{_NUM}\s*(?:(?:/|out of)\s*{_NUM})?\s*$", re.I)
+_FRACTION = re.compile(rf"^\s*{_NUM}\s*(?:\(?\s*(?:/|out of)\s*{_NUM}\s*\)?)?\s*$", re.I)
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON|javascript|js)?[ \t]*\n?(.*?)```", re.S)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _JSON_WORDS = re.compile(r"\b(true|false|null)\b")
@@ -38,6 +41,9 @@ _WINNER_VALUE = re.compile(
 )
 _WINNER_TEXT = re.compile(r"[\"']?winner[\"']?\s*[:=]\s*[\"']?\s*(?:answer |response )?(A|B|tie)\b", re.I)
 _WINNER_BRACKETS = re.compile(r"\[\[(A|B|C|tie)\]\]", re.I)
+_OUT_OF = r"\s*\(?\s*(?:/|out of)\s*"  # "7/10", "7 out of 10", "4 (out of 5)"
+_ECHOED_RANGE = re.compile(r"^\s*<?\s*-?\d+(?:\.\d+)?\s*(?:-|–|to)\s*-?\d+(?:\.\d+)?\s*>?")  # "0-10", "<0-10>"
+_ALTERNATIVES = re.compile(r"^[\"']?\s*\|")  # `"A" | "B" | "tie"`: the format, not a verdict
 
 
 def judge_schema(low: int = 0, high: int = 10) -> dict[str, Any]:
@@ -222,6 +228,8 @@ def _number(value: Any, high: float) -> tuple[float | None, str | None]:
         return None, f"score is {value!r}, not a number"
     if isinstance(value, int | float):
         number = float(value)
+    elif isinstance(value, str) and value.strip().endswith("%"):
+        return None, f"score {value.strip()[:20]!r} is a percentage, not a score on the scale"
     elif isinstance(value, str) and (m := _FRACTION.match(value)):
         number = float(m.group(1))
         if m.group(2) is not None:
@@ -235,14 +243,15 @@ def _number(value: Any, high: float) -> tuple[float | None, str | None]:
 
 
 def _text_score(text: str, high: float) -> str | None:
-    labelled = re.search(
-        rf"\b(?:score|rating)\b[\"']?\s*(?:[:=]|is|of)\s*[\"']?\s*({_NUM[1:-1]}(?:\s*(?:/|out of)\s*\d+(?:\.\d+)?)?)",
-        text,
-        re.I,
-    )
-    if labelled:
-        return labelled.group(1)
-    fraction = re.search(rf"{_NUM}\s*(?:/|out of)\s*{high:g}\b", text)
+    """A `score: N` (or `N/10`) in prose; a label followed by a range (`score: 0-10`) is the echoed format."""
+    for labelled in re.finditer(r"\b(?:score|rating)\b[\"']?\s*(?:[:=]|is|of)\s*[\"']?\s*", text, re.I):
+        rest = text[labelled.end() : labelled.end() + 40]
+        if _ECHOED_RANGE.match(rest):
+            continue
+        number = re.match(rf"{_NUM[1:-1]}(?:{_OUT_OF}\d+(?:\.\d+)?\s*\)?)?(?:\s*%)?", rest)
+        if number:
+            return number.group(0)
+    fraction = re.search(rf"{_NUM}{_OUT_OF}{high:g}\b\s*\)?", text)
     return fraction.group(0) if fraction else None
 
 
@@ -266,10 +275,16 @@ def parse_judge(text: Any, *, low: float = 0, high: float = 10) -> JudgeScore:
         if error is not None:
             value = _text_score(body, high)
             if value is None:
+                if re.search(r"\b(?:score|rating)\b[\"']?\s*[:=]\s*[\"']?\s*(?:<|\d+\s*(?:-|–|to)\s*\d)", body, re.I):
+                    error = "the output echoes the answer format (score: <low-high>), not a score"
                 return JudgeScore(None, error=error, raw=text)
         score, problem = _number(value, high)
         if score is None:
             return JudgeScore(None, error=problem, raw=text, reasoning=reasoning)
+        width = high - low
+        if not low - width <= score <= high + width:  # not a slip past the end: another scale, or a misread
+            error = f"score {score:g} is far outside the {low:g}-{high:g} scale"
+            return JudgeScore(None, error=error, raw=text, reasoning=reasoning)
         clamped = float(min(max(score, low), high))
         return JudgeScore(clamped, clamped != score, None, text, reasoning)
     except Exception as exc:  # noqa: BLE001 - a parser bug must count as a parse failure, not stop a run
@@ -295,9 +310,14 @@ def parse_pairwise(text: Any) -> PairwiseVerdict:
                 if m:
                     return PairwiseVerdict(_WINNERS[m.group(1).lower()], None, text)
                 return PairwiseVerdict(None, f"winner {str(value)[:40]!r} is not A, B or tie", text)
-        m = _WINNER_TEXT.search(body) or _WINNER_BRACKETS.search(body)
-        if m:
-            return PairwiseVerdict(_WINNERS.get(m.group(1).lower(), "tie"), None, text)  # [[C]] is MT-bench's tie
+        for m in _WINNER_TEXT.finditer(body):
+            if not _ALTERNATIVES.match(body[m.end() :]):
+                return PairwiseVerdict(_WINNERS[m.group(1).lower()], None, text)
+        brackets = {_WINNERS.get(b.lower(), "tie") for b in _WINNER_BRACKETS.findall(body)}  # [[C]] is MT-bench's tie
+        if len(brackets) == 1:
+            return PairwiseVerdict(brackets.pop(), None, text)
+        if len(brackets) > 1 or _WINNER_TEXT.search(body):
+            return PairwiseVerdict(None, "the output lists several verdicts (an echoed format?), not one winner", text)
         return PairwiseVerdict(None, "no winner in the output", text)
     except Exception as exc:  # noqa: BLE001
         return PairwiseVerdict(None, f"parser error: {type(exc).__name__}: {exc}", text)

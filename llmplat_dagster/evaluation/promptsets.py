@@ -206,7 +206,7 @@ def _line_problems(record: dict[str, Any], max_model_len: int | None, variant: s
     pid = record.get("id")
     if pid is None:
         problems.append("missing 'id'")
-    elif not isinstance(pid, str) or not ID_RE.match(pid):
+    elif not isinstance(pid, str) or not ID_RE.fullmatch(pid):  # fullmatch: `$` alone accepts "id\n"
         problems.append(f"'id' must be a string of letters, digits, '.', '_' or '-'; got {pid!r}")
     messages_ok = not (problems_m := _message_problems(record.get("messages")))
     problems += problems_m
@@ -384,8 +384,9 @@ def load_promptset(
             f"promptset {shown}: {len(lines)} bad line(s), nothing loaded:\n  " + "\n  ".join(map(str, issues)),
             issues,
         )
-    if strict and not prompts:
-        raise PromptsetError(f"promptset {shown} contains no prompts")
+    if not prompts:  # lenient or not: a canary of nothing measures nothing
+        skipped = f" (all {len(issues)} line(s) were bad; first: {issues[0]})" if issues else ""
+        raise PromptsetError(f"promptset {shown} contains no prompts{skipped}", issues)
     digest = hashlib.sha256(raw).hexdigest()
     return LoadedPromptset(
         name=name,

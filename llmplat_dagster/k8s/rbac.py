@@ -78,18 +78,19 @@ def accesses(method: str, path: str, query: Mapping[str, Any] | str = "", conten
     return out
 
 
+# Verbs a resourceNames rule never grants: the object's name is not known when they are authorized (create), or
+# they act on a collection (list, watch, deletecollection); Kubernetes' RBAC documentation says so.
+UNNAMEABLE_VERBS = frozenset({"create", "list", "watch", "deletecollection"})
+
+
 def _matches(rule: Mapping[str, Any], access: Access) -> bool:
     def has(key: str, value: str) -> bool:
         values = rule.get(key) or []
         return "*" in values or value in values
 
     names = rule.get("resourceNames") or []
-    return (
-        has("apiGroups", access.group)
-        and has("resources", access.resource)
-        and has("verbs", access.verb)
-        and (not names or access.name in names)
-    )
+    named = not names or (access.verb not in UNNAMEABLE_VERBS and access.name in names)
+    return has("apiGroups", access.group) and has("resources", access.resource) and has("verbs", access.verb) and named
 
 
 @dataclass(frozen=True)
@@ -142,16 +143,23 @@ class Rbac:
         return sorted({a for a in wanted if not self.allows(namespace, service_account, a)})
 
     def unused(self, namespace: str, service_account: str, wanted: Iterable[Access]) -> list[str]:
-        """Granted (group, resource, verb) that no access needed: what a least-privilege Role should drop."""
+        """Granted (group, resource, verb[, name]) that no access needed: what a least-privilege Role should drop.
+        A resourceNames rule is probed name by name, so a name nothing touches is reported too."""
         wanted = list(wanted)
         grants = []
         for where, rule in self.rules_for(namespace, service_account):
             for group in rule.get("apiGroups") or []:
                 for resource in rule.get("resources") or []:
                     for verb in rule.get("verbs") or []:
-                        probe = {**rule, "apiGroups": [group], "resources": [resource], "verbs": [verb]}
-                        if not any((where is None or where == a.namespace) and _matches(probe, a) for a in wanted):
-                            grants.append(f"{verb} {group or 'core'}/{resource} in {where or 'all namespaces'}")
+                        for name in rule.get("resourceNames") or [None]:
+                            probe = {**rule, "apiGroups": [group], "resources": [resource], "verbs": [verb]}
+                            if name is not None:
+                                probe["resourceNames"] = [name]
+                            if not any((where is None or where == a.namespace) and _matches(probe, a) for a in wanted):
+                                named = f"/{name}" if name else ""
+                                grants.append(
+                                    f"{verb} {group or 'core'}/{resource}{named} in {where or 'all namespaces'}"
+                                )
         return sorted(set(grants))
 
 

@@ -79,7 +79,12 @@ def overlay(name: str) -> Overlay:
 
 
 def image_tag(image: str) -> str:
-    return image.rsplit("@", 1)[0].rsplit(":", 1)[-1]
+    """The image's tag as a label value (`v0.10.2`); a digest-only reference gives `sha256-<12 hex>`, never the
+    repository (`vllm/vllm-openai` is not a valid label value). Cut to a label's 63 characters."""
+    name, _, digest = image.partition("@")
+    tag = name.rsplit("/", 1)[-1].partition(":")[2]
+    value = tag or digest.replace(":", "-")[:19] or "untagged"
+    return value[:63].strip("-_.") or "untagged"
 
 
 def labels(catalog_variant: VariantSpec) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from llmplat_dagster import yamlio
 from llmplat_dagster.catalog import Catalog
 from llmplat_dagster.k8s.render import OVERLAYS, Obj, hf_token_secret_template, object_id, render
 
@@ -135,25 +136,44 @@ def diff_tree(catalog: Catalog, tree: Path) -> str:
 
 
 def load_objects(path: Path) -> list[Obj]:
-    with path.open() as fh:
-        return [d for d in yaml.safe_load_all(fh) if d]
+    """The objects of one manifest file; every document must be an object with a kind and a name."""
+    docs = yamlio.load_all(path.read_text(), str(path))
+    for i, doc in enumerate(docs, 1):
+        if not isinstance(doc, dict) or not doc.get("kind") or not (doc.get("metadata") or {}).get("name"):
+            raise ValueError(f"{path}: document {i} is not a Kubernetes object (it needs kind and metadata.name)")
+    return docs
 
 
 def build(directory: Path) -> list[Obj]:
     """`kustomize build` for the subset written above: resources (files, directories) and replicas."""
     kfile = directory / "kustomization.yaml"
-    spec = yaml.safe_load(kfile.read_text())
+    if not directory.is_dir():
+        raise ValueError(f"{directory}: no such folder")
+    if not kfile.is_file():
+        raise ValueError(f"{directory}: no kustomization.yaml here (is it a kustomize overlay or base?)")
+    spec = yamlio.load(kfile.read_text(), str(kfile))
+    if not isinstance(spec, dict):
+        raise ValueError(f"{kfile}: a kustomization must be a mapping, got {type(spec).__name__}")
     unsupported = set(spec) - {"apiVersion", "kind", "resources", "replicas"}
     if unsupported:
         raise ValueError(f"{kfile}: kustomize fields {sorted(unsupported)} are not understood by llmplat")
+    resources, replicas = spec.get("resources") or [], spec.get("replicas") or []
+    if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+        raise ValueError(f"{kfile}: 'resources' must be a list of file or folder names")
     objects: list[Obj] = []
-    for res in spec.get("resources", []):
+    for res in resources:
         target = directory / res
+        if not target.exists():
+            raise ValueError(f"{kfile}: resource {res!r} does not exist ({target})")
         objects += build(target) if target.is_dir() else load_objects(target)
-    for entry in spec.get("replicas", []):
+    if not isinstance(replicas, list):
+        raise ValueError(f"{kfile}: 'replicas' must be a list of {{name, count}}")
+    for entry in replicas:
+        if not isinstance(entry, dict) or not isinstance(entry.get("count"), int) or not entry.get("name"):
+            raise ValueError(f"{kfile}: replicas entry {entry!r} needs a name and an integer count")
         matches = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == entry["name"]]
         if not matches:
             raise ValueError(f"{kfile}: replicas for unknown Deployment {entry['name']!r}")
         for obj in matches:
-            obj["spec"]["replicas"] = entry["count"]
+            obj.setdefault("spec", {})["replicas"] = entry["count"]
     return objects

@@ -7,13 +7,14 @@ Kubernetes version. Custom resources (ServiceMonitor, ScaledObject) are checked 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from llmplat_dagster import yamlio
+from llmplat_dagster.catalog import DNS1123_LABEL
 from llmplat_dagster.k8s.render import Obj
 
 DEFAULT_K8S_VERSION = "1.31"  # EKS standard support; kubernetes-validate ships schemas up to 1.37
@@ -67,20 +68,24 @@ class CrdSchemas:
         schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
         sources: dict[tuple[str, str, str], str] = {}
         for source, doc in docs:
-            if not doc or doc.get("kind") != "CustomResourceDefinition":
+            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
                 continue
-            spec = doc["spec"]
-            for version in spec.get("versions", []):
-                schema = (version.get("schema") or {}).get("openAPIV3Schema")
+            try:
+                spec, name = doc["spec"], doc["metadata"]["name"]
+                group, kind, versions = spec["group"], spec["names"]["kind"], list(spec["versions"])
+            except (KeyError, TypeError) as exc:
+                raise ValueError(f"{source}: a CustomResourceDefinition without {exc} is not a CRD") from None
+            for version in versions:
+                schema = (version.get("schema") or {}).get("openAPIV3Schema") if isinstance(version, dict) else None
                 if schema:
-                    key = (spec["group"], version["name"], spec["names"]["kind"])
+                    key = (group, version["name"], kind)
                     top = _strict_schema(schema)
                     # apiVersion/kind/metadata are validated by the API server itself, not by the CRD.
                     top.get("properties", {}).pop("metadata", None)
                     top["additionalProperties"] = top.get("additionalProperties", False)
                     top.setdefault("properties", {})["metadata"] = {"type": "object"}
                     schemas[key] = top
-                    sources[key] = f"{source} ({doc['metadata']['name']} {version['name']})"
+                    sources[key] = f"{source} ({name} {version['name']})"
         return cls(schemas, sources)
 
     @classmethod
@@ -90,8 +95,11 @@ class CrdSchemas:
             d = Path(d)
             if not d.is_dir():
                 raise FileNotFoundError(f"CRD folder {d} does not exist")
-            for f in sorted([*d.glob("*.yaml"), *d.glob("*.yml"), *d.glob("*.json")]):
-                docs += [(str(f), doc) for doc in yaml.safe_load_all(f.read_text())]
+            found = [(str(f), doc) for f in sorted([*d.glob("*.yaml"), *d.glob("*.yml"), *d.glob("*.json")])
+                     for doc in yamlio.load_all(f.read_text(), str(f))]  # fmt: skip
+            if not any(isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition" for _, doc in found):
+                raise ValueError(f"CRD folder {d} holds no CustomResourceDefinition (*.yaml, *.yml, *.json)")
+            docs += found
         return cls.from_documents(docs)
 
     @classmethod
@@ -154,23 +162,79 @@ def validate_object(
     ]
 
 
+def supported_k8s_versions() -> list[str]:
+    """The Kubernetes minor versions kubernetes-validate ships schemas for, oldest first."""
+    from kubernetes_validate.utils import all_versions, major_minor
+
+    return list(dict.fromkeys(major_minor(v) for v in all_versions()))
+
+
+def check_k8s_version(version: str) -> str:
+    """`version` when its schemas are here; ValueError naming the versions that are."""
+    known = supported_k8s_versions()
+    if not isinstance(version, str) or ".".join(version.split(".")[:2]) not in known:
+        raise ValueError(f"Kubernetes version {version!r} has no schemas here; choose one of {known[0]} to {known[-1]}")
+    return version
+
+
 def validate_objects(
     objects: Iterable[Obj] | Iterable[tuple[str, Obj]], crds: CrdSchemas, k8s_version: str = DEFAULT_K8S_VERSION
 ) -> list[Problem]:
     """Every problem in every object (not just the first), each naming kind, name and failing path."""
     problems: list[Problem] = []
-    for item in objects:
-        source, obj = item if isinstance(item, tuple) else ("", item)
+    items = [item if isinstance(item, tuple) else ("", item) for item in objects]
+    for source, obj in items:
+        if not isinstance(obj, dict):
+            problems.append(
+                Problem("?", "?", "(root)", f"a document must be a mapping, got {type(obj).__name__}", source)
+            )
+            continue
         problems += validate_object(obj, crds, k8s_version, source) + house_rules(obj, source)
-    return problems
+    return problems + set_rules([(s, o) for s, o in items if isinstance(o, dict)])
 
 
 SECRET_ENV_HINTS = ("TOKEN", "SECRET", "PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "API_KEY")
+# Values that are credentials whatever they are called: Hugging Face tokens, AWS access key ids, bearer headers.
+SECRET_VALUE = re.compile(r"\bhf_[A-Za-z0-9]{20,}|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|Bearer\s+[A-Za-z0-9._~+/=-]{16,}")
+SECRET_FLAGS = ("--token", "--hf-token", "--api-key", "--password", "--aws-secret-access-key")
+WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "Pod", "CronJob")
+
+
+def pod_spec(obj: Obj) -> Obj:
+    """The pod spec of any workload: a Pod's own spec, a CronJob's job template's, else the pod template's."""
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "Pod":
+        return spec
+    if obj.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    return (spec.get("template") or {}).get("spec") or {}
+
+
+def _pod_labels(obj: Obj) -> dict[str, str]:
+    if obj.get("kind") == "Pod":
+        return (obj.get("metadata") or {}).get("labels") or {}
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    return ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
 
 
 def _containers(obj: Obj) -> list[Obj]:
-    spec = obj.get("spec", {}).get("template", {}).get("spec", {})
-    return [*spec.get("initContainers", []), *spec.get("containers", [])]
+    spec = pod_spec(obj)
+    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+
+
+def _secret_in_args(args: list[Any]) -> str | None:
+    """Why a command line carries a credential: a token-shaped value, or a secret flag with a literal value."""
+    for i, arg in enumerate(map(str, args)):
+        if SECRET_VALUE.search(arg):
+            return f"argument {i} holds a credential-shaped value"
+        flag = arg.split("=", 1)[0]
+        if flag in SECRET_FLAGS and ("=" in arg or i + 1 < len(args)):
+            value = arg.split("=", 1)[1] if "=" in arg else str(args[i + 1])
+            if not value.startswith("$("):  # $(VAR) expands an env var, which may come from a Secret
+                return f"{flag} is given a literal value"
+    return None
 
 
 def house_rules(obj: Obj, source: str = "") -> list[Problem]:
@@ -179,14 +243,95 @@ def house_rules(obj: Obj, source: str = "") -> list[Problem]:
     problems = []
     if kind == "Secret" and (obj.get("data") or obj.get("stringData")):
         problems.append(Problem(kind, name, "data", "a rendered Secret must not carry a value", source))
+    problems += _names_and_labels(kind, name, obj, source)
+    if kind == "ConfigMap":
+        for key, value in {**(obj.get("data") or {}), **(obj.get("binaryData") or {})}.items():
+            env_like = re.fullmatch(r"[A-Z][A-Z0-9_]*", str(key)) and any(h in str(key) for h in SECRET_ENV_HINTS)
+            if env_like or SECRET_VALUE.search(str(value)):
+                problems.append(Problem(kind, name, f"data.{key}", "a ConfigMap must not carry a secret", source))
     for i, c in enumerate(_containers(obj)):
+        for field in ("command", "args"):
+            why = _secret_in_args(c.get(field) or [])
+            if why:
+                path = f"containers[{i}].{field}"
+                problems.append(Problem(kind, name, path, f"{why}; pass it from a Secret (secretKeyRef)", source))
         for section in ("requests", "limits"):
             for res, qty in (c.get("resources", {}).get(section) or {}).items():
                 if not isinstance(qty, str):
                     path = f"containers[{i}].resources.{section}.{res}"
                     problems.append(Problem(kind, name, path, f"quantity {qty!r} must be a string", source))
-        for env in c.get("env", []):
-            if "value" in env and any(h in env["name"].upper() for h in SECRET_ENV_HINTS):
-                path = f"containers[{i}].env.{env['name']}"
+        for env in c.get("env") or []:
+            value = env.get("value")
+            named = any(h in str(env.get("name", "")).upper() for h in SECRET_ENV_HINTS)
+            if "value" in env and (named or SECRET_VALUE.search(str(value))):
+                path = f"containers[{i}].env.{env.get('name')}"
                 problems.append(Problem(kind, name, path, "secret-like variable set inline; use secretKeyRef", source))
+    return problems
+
+
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+_LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]")
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_NAMED = ("Namespace", "Service")  # their names must be DNS-1123 labels, not subdomains
+
+
+def _names_and_labels(kind: str, name: Any, obj: Obj, source: str) -> list[Problem]:
+    """The API server's name and label rules, which the OpenAPI schemas leave out (labels are just strings there)."""
+    problems = []
+    meta = obj.get("metadata") or {}
+    limit = 63 if kind in _LABEL_NAMED else 253
+    for field, value in (("metadata.name", name), ("metadata.namespace", meta.get("namespace"))):
+        if value is None or (field == "metadata.name" and value == "?"):
+            continue
+        rule = _SUBDOMAIN if field == "metadata.name" and kind not in _LABEL_NAMED else DNS1123_LABEL
+        limit_here = limit if field == "metadata.name" else 63
+        if not isinstance(value, str) or len(value) > limit_here or not rule.fullmatch(value):
+            problems.append(Problem(kind, str(name), field, f"{value!r} is not a valid Kubernetes name", source))
+    template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    for path, labels in (
+        ("metadata.labels", meta.get("labels")),
+        ("spec.template.metadata.labels", template.get("labels")),
+    ):
+        for key, value in (labels or {}).items():
+            prefix, _, label = str(key).rpartition("/")
+            bad_key = not _LABEL_NAME.fullmatch(label) or (prefix and not _SUBDOMAIN.fullmatch(prefix))
+            if bad_key or not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
+                message = f"label {key}: {value!r} is not a valid label (values: <= 63 letters, digits, '-', '_', '.')"
+                problems.append(Problem(kind, str(name), f"{path}.{key}", message, source))
+    return problems
+
+
+def set_rules(items: list[tuple[str, Obj]]) -> list[Problem]:
+    """What no single object shows: the same object twice, a Service whose selector matches no pod of the set."""
+    problems: list[Problem] = []
+    seen: dict[tuple[str, str, str, str], str] = {}
+    for source, obj in items:
+        meta = obj.get("metadata") or {}
+        key = (_group(str(obj.get("apiVersion", ""))), str(obj.get("kind")), str(meta.get("namespace", "")),
+               str(meta.get("name")))  # fmt: skip
+        if key in seen:
+            also = f" (also in {seen[key]})" if seen[key] else ""
+            problems.append(Problem(key[1], key[3], "metadata.name", f"duplicate object{also}", source))
+        seen.setdefault(key, source)
+    pods = [
+        ((o.get("metadata") or {}).get("namespace", ""), _pod_labels(o)) for _, o in items if o.get("kind") in WORKLOADS
+    ]
+    if not pods:
+        return problems  # Services for pods defined elsewhere cannot be checked here
+    for source, obj in items:
+        selector = (obj.get("spec") or {}).get("selector") if obj.get("kind") == "Service" else None
+        if not selector or not isinstance(selector, dict):
+            continue
+        ns = (obj.get("metadata") or {}).get("namespace", "")
+        if not any(ns == pod_ns and selector.items() <= labels.items() for pod_ns, labels in pods):
+            name = (obj.get("metadata") or {}).get("name", "?")
+            problems.append(
+                Problem(
+                    "Service",
+                    name,
+                    "spec.selector",
+                    f"{selector} selects no pod of any workload here: the Service would have no endpoints",
+                    source,
+                )  # fmt: skip
+            )
     return problems

@@ -1,44 +1,6 @@
-"""The measuring instrument: a streamed, timed OpenAI-compatible client and vLLM `/metrics` parsing."""
+"""The measuring instrument: a streamed, timed OpenAI-compatible client (`client`), vLLM `/metrics` parsing
+(`metrics`), per-request rows and their summaries (`results`), checkpoints, probes, load and sweeps.
 
-from llmplat_dagster.serving.client import (
-    Progress,
-    RetryPolicy,
-    ServingClient,
-    ServingRequest,
-    StreamTimer,
-    run_promptset,
-    run_requests,
-)
-from llmplat_dagster.serving.metrics import (
-    METRIC_NAMES,
-    ContractReport,
-    MetricSample,
-    generation,
-    metric_contract,
-    metrics_frame,
-    parse_metrics,
-    scrape,
-)
-from llmplat_dagster.serving.results import RequestResult, latency_summary, results_frame, summary_by
-
-__all__ = [
-    "METRIC_NAMES",
-    "ContractReport",
-    "MetricSample",
-    "Progress",
-    "RequestResult",
-    "RetryPolicy",
-    "ServingClient",
-    "ServingRequest",
-    "StreamTimer",
-    "generation",
-    "latency_summary",
-    "metric_contract",
-    "metrics_frame",
-    "parse_metrics",
-    "results_frame",
-    "run_promptset",
-    "run_requests",
-    "scrape",
-    "summary_by",
-]
+Nothing is imported here: the Dagster code location imports single modules of this package, and importing the
+client or the frames (httpx, pandas) eagerly would make every run pod and code server pay for them.
+"""

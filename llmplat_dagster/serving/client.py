@@ -1,14 +1,8 @@
-"""Streamed OpenAI-compatible requests timed the way `vllm bench serve` times them.
+"""Streamed OpenAI-compatible requests timed the way `vllm bench serve` times them (see serving/stream.py).
 
-Timing (vllm/benchmarks/lib/endpoint_request_func.py, serve.py): the clock (time.perf_counter) starts right
-before the request is sent; TTFT is taken at the first SSE chunk that carries generated text; ITL is the gap
-between consecutive text chunks; e2e ends at the last text chunk (the trailing usage chunk and [DONE] carry no
-token); TPOT = (e2e - TTFT) / (output_tokens - 1) with output_tokens from the `usage` chunk
-(stream_options.include_usage). One difference: chunks with empty text (vLLM's leading role-only chunk, empty
-special-token deltas) are not tokens here, so they neither start TTFT nor add an ITL gap; older vllm bench
-versions did the same, newer ones count any chunk with `choices`. Each network read is stamped once, so
-chunks that arrive together share a timestamp (an ITL of 0), as in vllm bench. Only choice 0 is timed (n=1).
-
+Every response becomes a row: `ok` with validated values, or `error` with the reason. One deadline
+(`timeout_s`) bounds a request from its first send to its last byte, retries and Retry-After waits included:
+a server that asks to come back after the deadline gets an error row at once, not a wait.
 Clock, wall clock, sleep and randomness are injected so retry and timing logic is tested without waiting.
 """
 
@@ -25,10 +19,16 @@ from typing import Any
 import httpx
 
 from llmplat_dagster.retry_after import parse_retry_after
-from llmplat_dagster.serving.results import OK, RequestResult, percentile, tpot
+from llmplat_dagster.serving.results import OK, RequestResult
+from llmplat_dagster.serving.stream import (  # noqa: F401 - StreamTimer and error_message are part of this API
+    LineTooLong,
+    StreamTimer,
+    error_message,
+    read_capped,
+    read_lines,
+)
 
 RETRY_STATUSES = frozenset({429, 503})
-_DONE = b"[DONE]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,143 +106,6 @@ class RetryPolicy:
             return min(max(retry_after_s, 0.0), self.max_retry_after_s)
         backoff = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
         return backoff * (1.0 + self.jitter * (2.0 * rand - 1.0))
-
-
-def error_message(body: bytes, limit: int = 300) -> str:
-    """The human part of an error body: OpenAI's error.message, vLLM's message, else the raw text."""
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text[:limit] or "(empty body)"
-    if isinstance(data, dict):
-        err = data.get("error", data)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])[:limit]
-        if isinstance(err, str):
-            return err[:limit]
-    return text[:limit]
-
-
-class StreamTimer:
-    """Turns SSE lines and their arrival times into vllm-bench timings; pure, so tests feed it timelines."""
-
-    __slots__ = (
-        "start",
-        "first",
-        "last",
-        "itl",
-        "parts",
-        "done",
-        "finish_reason",
-        "prompt_tokens",
-        "completion_tokens",
-        "logprobs",
-        "error",
-        "request_id",
-    )
-
-    def __init__(self, start: float, want_logprobs: bool = False) -> None:
-        self.start = start
-        self.first: float | None = None
-        self.last = start
-        self.itl: list[float] = []
-        self.parts: list[str] = []
-        self.done = False
-        self.finish_reason: str | None = None
-        self.prompt_tokens: int | None = None
-        self.completion_tokens: int | None = None
-        self.logprobs: list[dict[str, float]] | None = [] if want_logprobs else None
-        self.error: str | None = None
-        self.request_id: str | None = None
-
-    def feed(self, line: bytes, now: float) -> None:
-        """Consume one SSE line (`data: {...}`, `data: [DONE]`, comments and blanks are ignored)."""
-        if self.done or not line.startswith(b"data:"):
-            return
-        payload = line[6:] if line[5:6] == b" " else line[5:]
-        if payload == _DONE:
-            self.done = True
-            return
-        data = json.loads(payload)
-        if self.request_id is None:
-            self.request_id = data.get("id")
-        choices = data.get("choices")
-        if choices:
-            c0 = choices[0]
-            delta = c0.get("delta")
-            text = c0.get("text") if delta is None else delta.get("content")
-            if text:
-                if self.first is None:
-                    self.first = now
-                else:
-                    self.itl.append(now - self.last)
-                self.last = now
-                self.parts.append(text)
-            if c0.get("finish_reason"):
-                self.finish_reason = c0["finish_reason"]
-            if self.logprobs is not None and c0.get("logprobs"):
-                self.logprobs.extend(_top_logprobs(c0["logprobs"]))
-        usage = data.get("usage")
-        if usage:
-            self.prompt_tokens = usage.get("prompt_tokens", self.prompt_tokens)
-            self.completion_tokens = usage.get("completion_tokens", self.completion_tokens)
-        if "error" in data or data.get("object") == "error":
-            self.error = "stream error: " + error_message(json.dumps(data).encode())
-
-    def fill(self, row: RequestResult) -> None:
-        """Write timings and text into `row`; success requires [DONE] after at least one text chunk."""
-        row.output_text = "".join(self.parts)
-        row.prompt_tokens = self.prompt_tokens
-        row.finish_reason = self.finish_reason
-        row.top_logprobs = self.logprobs
-        row.output_tokens = self.completion_tokens
-        row.request_id = self.request_id
-        if self.first is None:
-            return
-        row.ttft_s = self.first - self.start
-        row.e2e_s = self.last - self.start
-        row.itl_s = self.itl
-        if row.output_tokens is None:  # no usage chunk: fall back to counting text chunks
-            row.output_tokens = len(self.parts)
-        row.tpot_s = tpot(row.e2e_s, row.ttft_s, row.output_tokens)
-        if self.itl:
-            ordered = sorted(self.itl)
-            row.itl_mean_s = sum(ordered) / len(ordered)
-            row.itl_p50_s = percentile(ordered, 50)
-            row.itl_p95_s = percentile(ordered, 95)
-
-
-async def _read_events(
-    response: httpx.Response, feed: Callable[[bytes, float], None], clock: Callable[[], float]
-) -> None:
-    """Split the body into lines as bytes and stamp each network read once (as vllm bench does).
-
-    Cheaper than httpx's aiter_lines (no incremental UTF-8 decode, one fewer generator layer per chunk),
-    which keeps the event loop that takes the timestamps free; json.loads reads bytes directly."""
-    rest = b""
-    async for data in response.aiter_bytes():
-        now = clock()
-        if rest:
-            data = rest + data
-        lines = data.split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            if line and line[-1] == 13:  # CRLF line endings: drop the "\r"
-                line = line[:-1]
-            if line:
-                feed(line, now)
-    if rest:
-        feed(rest, clock())
-
-
-def _top_logprobs(lp: Mapping[str, Any]) -> list[dict[str, float]]:
-    if "content" in lp:  # chat: [{token, logprob, top_logprobs: [{token, logprob}]}]
-        return [
-            {t["token"]: t["logprob"] for t in e.get("top_logprobs") or ()} or {e["token"]: e["logprob"]}
-            for e in lp["content"] or ()
-        ]
-    return [dict(d) for d in lp.get("top_logprobs") or ()]  # completions: [{token: logprob}]
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,16 +206,17 @@ class ServingClient:
         body = json.dumps(request.payload(self.model)).encode()
         want_lp = bool(request.top_logprobs)
         started = self._clock()
+        deadline = started + self.timeout_s
         t0 = started if t0 is None else t0
         row.started_unix = self._wall()
         row.started_s = started - t0
         row.scheduled_s = (started if scheduled is None else scheduled) - t0
         row.dispatch_delay_s = row.started_s - row.scheduled_s
-        attempt = 0
+        attempt, budget = 0, self.timeout_s
         while True:
             attempt += 1
             row.attempts = attempt
-            outcome = await self._attempt(lane, request.path, body, want_lp, row)
+            outcome = await self._attempt(lane, request.path, body, want_lp, row, budget)
             if outcome is None:
                 return row
             status, retry_after, connect_error = outcome
@@ -363,36 +227,46 @@ class ServingClient:
                 retry_after_s=retry_after,
                 rand=self._rand(),
             )
-            if delay is None:
-                if connect_error:
+            budget = deadline - self._clock() - (delay or 0.0)
+            if delay is None or budget <= 0:
+                if connect_error:  # refused or reset before any response: say which
                     plural = "s" if attempt > 1 else ""
-                    row.error = f"connect error after {attempt} attempt{plural}: {row.error}"
+                    refused = row.error.startswith(("ConnectError", "ConnectTimeout"))
+                    what = "connect error" if refused else "no response"
+                    row.error = f"{what} after {attempt} attempt{plural}: {row.error}"
                 elif attempt > 1:
                     row.error = f"{row.error} (gave up after {attempt} attempts)"
+                if delay is not None:  # a retry was allowed, but not within this request's deadline
+                    asked = f"Retry-After {retry_after:g} s" if retry_after is not None else f"a {delay:.1f} s backoff"
+                    row.error = f"{row.error}; not retried: {asked} ends past the {self.timeout_s:g} s request deadline"
                 return row
             await self._sleep(delay)
 
     async def _attempt(
-        self, lane: httpx.AsyncClient, path: str, body: bytes, want_lp: bool, row: RequestResult
+        self, lane: httpx.AsyncClient, path: str, body: bytes, want_lp: bool, row: RequestResult, budget: float
     ) -> tuple[int | None, float | None, bool] | None:
-        """One try. Returns None when finished (ok or final error) or (status, retry_after, connect_error)
-        when the outcome may be retried; `row` holds the error text either way."""
+        """One try within `budget` seconds. Returns None when finished (ok or final error) or
+        (status, retry_after, connect_error) when the outcome may be retried; `row` holds the error text.
+        Never raises for anything the server sends: a broken response is this row's error, not the run's."""
         row.status, row.error, row.http_status = "error", None, None
         clock = self._clock
         timer: StreamTimer | None = None
         response: httpx.Response | None = None
         request = lane.build_request("POST", path, content=body)  # before the clock: not sending yet
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(budget):
                 timer = StreamTimer(clock(), want_lp)
                 response = await lane.send(request, stream=True)
                 row.http_status = response.status_code
                 if response.status_code != 200:
-                    message = error_message(await response.aread())
+                    try:
+                        message = error_message(await read_capped(response.aiter_bytes()))
+                    except httpx.HTTPError as exc:  # e.g. a gzip body that does not decompress
+                        message = f"(unreadable body: {type(exc).__name__}: {exc})"
                     row.error = f"HTTP {response.status_code}: {message}"
                     retry_after = parse_retry_after(response.headers.get("retry-after"), self._wall())
                     return response.status_code, retry_after, False
-                await _read_events(response, timer.feed, clock)
+                await read_lines(response.aiter_bytes(), timer.feed, clock)
         except TimeoutError:
             row.error = f"timeout: no complete response within {self.timeout_s:g} s"
             return None
@@ -411,8 +285,17 @@ class ServingClient:
                 f"content chunks ({type(exc).__name__}: {exc})"
             )
             return None
+        except httpx.DecodingError as exc:  # Content-Encoding the body does not match (bad gzip)
+            row.error = f"undecodable response body: {exc}"
+            return None
+        except LineTooLong as exc:
+            row.error = f"response refused: {exc}"
+            return None
         except (ValueError, TypeError, AttributeError, KeyError) as exc:  # a data line that is not a chunk
-            row.error = f"malformed stream chunk: {type(exc).__name__}: {exc}"
+            row.error = f"malformed stream chunk: {exc}"
+            return None
+        except Exception as exc:  # noqa: BLE001 - whatever else a response does, it costs one row, not the run
+            row.error = f"unreadable response: {type(exc).__name__}: {exc}"
             return None
         finally:
             if response is not None:
@@ -421,7 +304,7 @@ class ServingClient:
         if timer.error:
             row.error = timer.error
         elif not timer.done:
-            row.error = f"stream ended without [DONE] after {len(timer.parts)} content chunks"
+            row.error = timer.incomplete_reason()
         elif timer.first is None:
             row.error = "stream finished with no content chunk (nothing to time)"
         else:

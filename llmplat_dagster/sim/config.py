@@ -58,6 +58,11 @@ class SimConfig:
     judge_prose_rate: float = 0.2
     unknown_args: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        problems = config_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+
     @property
     def served_names(self) -> list[str]:
         return self.served_model_names or [self.model]
@@ -73,14 +78,63 @@ class SimConfig:
         return 0.3 if self.is_quantized else 0.0  # logit noise std; sim/README.md "Calibration"
 
 
+# (field, flag, lowest, highest, lowest allowed itself): what each number may be. Zero sequences would queue every
+# request forever (and keep the server from ever shutting down); a port past 65535 cannot be bound.
+_RANGES = (
+    ("port", "--port", 0, 65535, True),
+    ("max_model_len", "--max-model-len", 1, None, True),
+    ("max_num_seqs", "--max-num-seqs", 1, None, True),
+    ("gpu_memory_utilization", "--gpu-memory-utilization", 0.0, 1.0, False),
+    ("max_loras", "--max-loras", 1, None, True),
+    ("time_scale", "--sim-time-scale", 0.0, None, False),
+    ("batch_slowdown", "--sim-batch-slowdown", 0.0, None, True),
+    ("startup_delay_s", "--sim-startup-delay", 0.0, None, True),
+    ("lora_noise", "--sim-lora-noise", 0.0, 1.0, True),
+    ("quant_noise", "--sim-quant-noise", 0.0, None, True),  # a standard deviation of logit noise, not a rate
+    ("ttft_base_s", "--sim-ttft-base", 0.0, None, True),
+    ("prefill_per_token_s", "--sim-prefill-per-token", 0.0, None, True),
+    ("itl_s", "--sim-itl", 0.0, None, True),
+    ("kv_capacity_tokens", "--sim-kv-capacity-tokens", 1, None, True),
+    ("error_rate", "--sim-error-rate", 0.0, 1.0, True),
+    ("retry_after_s", "--sim-retry-after", 0, None, True),
+    ("slow_rate", "--sim-slow-rate", 0.0, 1.0, True),
+    ("slow_delay_s", "--sim-slow-delay", 0.0, None, True),
+    ("disconnect_rate", "--sim-disconnect-rate", 0.0, 1.0, True),
+    ("disconnect_after_chunks", "--sim-disconnect-after-chunks", 0, None, True),
+    ("exit_after", "--sim-exit-after", 1, None, True),
+    ("judge_malformed_rate", "--sim-judge-malformed-rate", 0.0, 1.0, True),
+    ("judge_fence_rate", "--sim-judge-fence-rate", 0.0, 1.0, True),
+    ("judge_prose_rate", "--sim-judge-prose-rate", 0.0, 1.0, True),
+)
+
+
+def config_problems(config: SimConfig) -> list[str]:
+    """Every value outside what the flag allows, each naming the flag."""
+    problems = []
+    for name, flag, low, high, closed in _RANGES:
+        value = getattr(config, name)
+        if value is None:
+            continue
+        too_low = value < low if closed else value <= low
+        if too_low or (high is not None and value > high) or value != value:
+            bound = f"{'at least' if closed else 'more than'} {low:g}" + (f" and at most {high:g}" if high else "")
+            problems.append(f"{flag} {value!r} must be {bound}")
+    return problems
+
+
 def _parse_lora_modules(values: list[str]) -> dict[str, str]:
     """vLLM accepts ``name=path`` or a JSON object ``{"name":..,"path":..,"base_model_name":..}``."""
     modules: dict[str, str] = {}
     for value in values:
         value = value.strip()
         if value.startswith("{"):
-            obj = json.loads(value)
-            modules[obj["name"]] = obj["path"]
+            try:
+                obj = json.loads(value)
+                modules[str(obj["name"])] = str(obj["path"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise argparse.ArgumentTypeError(
+                    f"invalid --lora-modules entry {value!r}: want JSON with 'name' and 'path' ({exc})"
+                ) from None
         elif "=" in value:
             name, path = value.split("=", 1)
             modules[name] = path
@@ -149,6 +203,13 @@ def parse_args(argv: list[str]) -> SimConfig:
     if ns.model and ns.model_tag:
         unknown = [*unknown, ns.model_tag]
         log.warning("ignoring stray argument %r (probably the value of an unknown flag)", ns.model_tag)
+    try:
+        return _config(ns, model, unknown)
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        parser.error(str(exc))  # exits 2 with the usage line, like any other bad flag
+
+
+def _config(ns: argparse.Namespace, model: str, unknown: list[str]) -> SimConfig:
     return SimConfig(
         model=model,
         served_model_names=list(ns.served_model_name),

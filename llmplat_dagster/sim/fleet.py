@@ -160,15 +160,33 @@ def _table(endpoints: dict[str, str]) -> str:
 
 def fleet_main(argv: list[str]) -> int:
     """CLI: unknown flags (e.g. ``--sim-time-scale 0.05``) are passed to every simulator."""
-    p = argparse.ArgumentParser(prog="llmplat sim fleet")
-    p.add_argument("--manifests", default="manifests/overlays/dev")
-    p.add_argument("--base-port", type=int, default=8001)
-    p.add_argument("--endpoints-file", default=None)
-    p.add_argument("--startup-timeout", type=float, default=60.0)
+    from llmplat_dagster.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(
+        prog="llmplat sim fleet",
+        description="One simulator per Deployment of a rendered overlay, on loopback; other flags go to each server.",
+        epilog="examples:\n  llmplat sim fleet --sim-time-scale 0.05 --endpoints-file endpoints.json\n"
+        "  llmplat sim fleet --manifests manifests/overlays/prod --base-port 9001 --sim-error-rate 0.05\n\n"
+        "exit status: 0 stopped (Ctrl-C, SIGTERM), 1 a simulator died, 2 bad usage or input",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--manifests", default="manifests/overlays/dev", help="overlay (or folder) with the Deployments")
+    p.add_argument("--base-port", type=int, default=8001, help="first loopback port to try")
+    p.add_argument("--endpoints-file", default=None, help="write {variant: url} JSON here (for LLMPLAT_ENDPOINTS)")
+    p.add_argument("--startup-timeout", type=float, default=60.0, help="seconds for every /health to answer 200")
     ns, sim_args = p.parse_known_args(argv)
-    deployments = deployment_args_from_manifests(ns.manifests)
+    if not 0 < ns.base_port < 65536:
+        p.error(f"--base-port {ns.base_port} must be between 1 and 65535")
+    if not Path(ns.manifests).is_dir():
+        print(f"llmplat sim fleet: --manifests {ns.manifests}: no such folder", file=sys.stderr)
+        return 2
+    try:
+        deployments = deployment_args_from_manifests(ns.manifests)
+    except (ValueError, KeyError, TypeError) as exc:
+        print(f"llmplat sim fleet: --manifests {ns.manifests}: {exc}", file=sys.stderr)
+        return 2
     if not deployments:
-        print(f"no Deployments found under {ns.manifests}", file=sys.stderr)
+        print(f"llmplat sim fleet: no Deployments found under {ns.manifests}", file=sys.stderr)
         return 2
 
     def _term(signum, frame):  # SIGTERM behaves like Ctrl-C: stop children, exit 0

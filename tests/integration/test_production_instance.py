@@ -59,7 +59,8 @@ def test_a_job_runs_on_the_production_instance_and_lands_in_postgres(prod_home, 
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
         limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
-        assert limits == [{"key": "llmplat/rollout-variant", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+        assert {"key": "llmplat/rollout-variant", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+        assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
         defs = build_definitions(Settings(environment="prod", crd_dirs=(crd_dir,)))
         result = defs.resolve_job_def("manifests_job").execute_in_process(instance=instance)
         assert result.success

@@ -91,6 +91,48 @@ def test_the_run_pod_has_image_account_env_from_secrets_and_resources(run_job):
     assert validate_objects([run_job], CrdSchemas({}, {})) == []  # strict schema: a Job the API server accepts
 
 
+def restricted_violations(pod_spec: dict) -> list[str]:
+    """The Pod Security Standards' `restricted` profile (kubernetes.io/docs/concepts/security/pod-security-standards),
+    the checks that apply to a pod spec: what the admission controller would reject in a `restricted` namespace."""
+    pod_ctx = pod_spec.get("securityContext") or {}
+    problems = []
+    for c in [*pod_spec.get("initContainers", []), *pod_spec["containers"]]:
+        ctx = c.get("securityContext") or {}
+        name = c["name"]
+        if ctx.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation must be false")
+        if (ctx.get("capabilities") or {}).get("drop") != ["ALL"]:
+            problems.append(f"{name}: capabilities must drop ALL")
+        if not ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot")):
+            problems.append(f"{name}: runAsNonRoot must be true")
+        if ctx.get("runAsUser", pod_ctx.get("runAsUser")) == 0:
+            problems.append(f"{name}: runAsUser must not be 0")
+        seccomp = (ctx.get("seccompProfile") or pod_ctx.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name}: seccompProfile must be RuntimeDefault or Localhost")
+        if ctx.get("privileged"):
+            problems.append(f"{name}: privileged")
+    return problems
+
+
+def test_the_run_pod_meets_the_restricted_pod_security_standard(run_job):
+    spec = run_job["spec"]["template"]["spec"]
+    assert restricted_violations(spec) == []
+    (container,) = spec["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # ...with a writable /tmp, and the caches pointed at it
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert {"name": "MPLCONFIGDIR", "value": "/tmp/matplotlib"} in container["env"]
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_a_privileged_pod_is_what_the_restricted_check_catches():
+    spec = {"containers": [{"name": "c", "securityContext": {"privileged": True}}]}
+    assert len(restricted_violations(spec)) == 5
+
+
 def test_the_network_policy_admits_run_pods_and_prometheus_to_port_8000_only(run_job):
     policies = docs("networkpolicy.yaml")
     assert validate_objects(policies, CrdSchemas({}, {})) == []
@@ -122,6 +164,22 @@ def test_helm_values_match_the_instance_file():
     assert [s["name"] for s in launcher["envSecrets"]] == run_cfg["env_secrets"]
     assert [c["name"] for c in launcher["envConfigMaps"]] == run_cfg["env_config_maps"]
     assert launcher["labels"] == run_cfg["labels"] and launcher["resources"] == run_cfg["resources"]
+    assert launcher["securityContext"] == run_cfg["security_context"]
+    assert launcher["volumes"] == run_cfg["volumes"] and launcher["volumeMounts"] == run_cfg["volume_mounts"]
+    assert launcher["envVars"] == run_cfg["env_vars"]
+    pod_spec = launcher["runK8sConfig"]["podSpecConfig"]
+    assert pod_spec["securityContext"] == run_cfg["run_k8s_config"]["pod_spec_config"]["security_context"]
+    (code,) = values["dagster-user-deployments"]["deployments"]
+    code_pod = {**code["podSecurityContext"]}
+    assert (
+        restricted_violations(
+            {
+                "securityContext": code_pod,
+                "containers": [{"name": "code-server", "securityContext": code["securityContext"]}],
+            }
+        )
+        == []
+    )
     assert launcher["runK8sConfig"]["podSpecConfig"]["serviceAccountName"] == "llmplat-dagster"
     assert values["global"]["postgresqlSecretName"] == run_cfg["postgres_password_secret"]
     assert values["postgresql"]["enabled"] is False and not values["generatePostgresqlPasswordSecret"]
@@ -145,18 +203,39 @@ def test_no_secret_values_in_deploy_files():
     assert not re.search(r"AKIA[0-9A-Z]{16}|hf_[A-Za-z0-9]{20,}", text)
 
 
-def test_the_image_is_pinned_non_root_and_installs_the_lock_then_the_package():
+def test_the_image_is_pinned_by_digest_non_root_and_installs_only_hashed_wheels():
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     (base,) = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
-    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base), base
-    assert re.search(r"uv pip install .*-r requirements\.lock", dockerfile)
-    assert re.search(r"uv pip install .*--no-deps \.", dockerfile)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?@sha256:[0-9a-f]{64}", base), base  # a digest, not just a tag
+    assert re.search(r"COPY deploy/requirements\.lock", dockerfile)
+    assert re.search(r"pip install --require-hashes --no-deps --only-binary :all: -r requirements\.lock", dockerfile)
+    assert re.search(r"pip install --no-deps --no-build-isolation --no-index \.", dockerfile)
+    assert "uv" not in re.findall(r"pip install\s+(\S+)", dockerfile)  # no unhashed installer fetched first
     users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
     assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0"
     assert not re.search(r"(?im)^(ARG|ENV)\s+\S*(TOKEN|SECRET|PASSWORD|KEY)", dockerfile)
     lines = (DEPLOY.parent / ".dockerignore").read_text().splitlines()
     ignore = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert ignore[0] == "*" and "!llmplat_dagster/" in ignore  # an allow-list: .venv, .git, state never enter
+    assert "!deploy/requirements.lock" in ignore
+
+
+def _pins(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^\s\\]+)", text, re.M))
+
+
+def test_the_deploy_lock_hashes_every_pin_and_matches_the_development_lock():
+    """The image runs what the tests ran: the same versions, each with its sha256 (pip --require-hashes refuses a
+    requirement without one), plus the build backend pyproject.toml asks for."""
+    text = (DEPLOY / "requirements.lock").read_text()
+    entries = re.split(r"\n(?=[A-Za-z0-9_.-]+==)", text[text.index("\n", text.index("==") - 80) :])
+    assert all("--hash=sha256:" in e for e in entries if "==" in e)
+    deploy, dev = _pins(text), _pins((DEPLOY.parent / "requirements.lock").read_text())
+    runtime = {k: v for k, v in deploy.items() if k != "setuptools"}
+    assert {k: dev.get(k) for k in runtime} == runtime  # same versions as the development lock
+    assert {"dagster", "dagster-k8s", "dagster-aws", "httpx", "pandas"} <= set(runtime)
+    assert not {"pytest", "ruff", "moto", "kmock"} & set(deploy)  # test tools stay out of the image
+    assert "setuptools" in deploy
 
 
 def test_the_s3_policy_is_limited_to_the_bucket_prefixes():
@@ -169,7 +248,9 @@ def test_the_s3_policy_is_limited_to_the_bucket_prefixes():
         r.startswith("arn:aws:s3:::llmplat-dagster-prod") and "*" not in r.split("/")[0] for r in each("Resource")
     )
     actions = set(each("Action"))
-    assert actions <= {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:GetObjectVersion"}
+    assert actions <= {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:GetObjectVersion", "s3:DeleteObject"}
+    deletes = [s for s in policy["Statement"] if "s3:DeleteObject" in s["Action"]]
+    assert [s["Resource"] for s in deletes] == ["arn:aws:s3:::llmplat-dagster-prod/results/checkpoints/*"]
     trust = json.loads((DEPLOY / "iam" / "llmplat-dagster-trust-policy.json").read_text())
     subjects = trust["Statement"][0]["Condition"]["StringEquals"]
     assert "system:serviceaccount:dagster:llmplat-dagster" in next(v for k, v in subjects.items() if k.endswith(":sub"))

@@ -137,7 +137,7 @@ def test_read_events_splits_lines_across_reads_and_stamps_each_read_once():
 
     import httpx
 
-    from llmplat_dagster.serving.client import _read_events
+    from llmplat_dagster.serving.stream import read_lines
 
     reads = [
         b'data: {"choices":[{"index":0,"text":"a"}]}\r\n\r\ndata: {"choi',
@@ -151,7 +151,8 @@ def test_read_events_splits_lines_across_reads_and_stamps_each_read_once():
 
     times = iter([1.0, 2.0, 3.0, 4.0]).__next__
     seen = []
-    asyncio.run(_read_events(httpx.Response(200, content=body()), lambda line, t: seen.append((line, t)), times))
+    chunks = httpx.Response(200, content=body()).aiter_bytes()
+    asyncio.run(read_lines(chunks, lambda line, t: seen.append((line, t)), times))
     assert seen == [
         (b'data: {"choices":[{"index":0,"text":"a"}]}', 1.0),
         (b'data: {"choices":[{"index":0,"text":"b"}]}', 2.0),
