@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from llmplat_dagster.capacity import Placement, Pool, capacity_problems
 from llmplat_dagster.quantity import parse_quantity
+from llmplat_dagster.vllm_flags import check_extra_arg, conflicting
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -43,11 +47,30 @@ class _Strict(BaseModel):
 
 
 class NodeSpec(_Strict):
+    """The GPU node type, and the GPU memory vLLM cannot give to weights or KV cache (see `memory_fit`)."""
+
     instance_type: str
     gpu: str
-    gpu_memory_gib: float = Field(gt=0)
+    gpu_memory_gib: float = Field(gt=0)  # what CUDA reports (torch total_memory), not the marketing size
     allocatable_cpu: str
     allocatable_memory: str
+    cuda_context_gib: float = Field(default=0.5, ge=0)  # created before vLLM's memory snapshot
+    cuda_graph_gib: float = Field(default=0.3, ge=0)  # captured after the KV cache is allocated
+    non_torch_gib: float = Field(default=0.05, ge=0)  # cuBLAS/NCCL buffers growing during the profile run
+
+
+class NodePool(_Strict):
+    """A group of GPU nodes an overlay schedules onto; `autoscaler: none` means it stays at min_nodes."""
+
+    min_nodes: int = Field(ge=0)
+    max_nodes: int = Field(ge=1)
+    autoscaler: Literal["cluster-autoscaler", "karpenter", "none"]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NodePool:
+        if self.max_nodes < self.min_nodes:
+            raise ValueError(f"max_nodes {self.max_nodes} is below min_nodes {self.min_nodes}")
+        return self
 
 
 class Architecture(_Strict):
@@ -57,6 +80,7 @@ class Architecture(_Strict):
     head_dim: int = Field(gt=0)
     vocab_size: int = Field(default=32000, gt=0)
     hidden_size: int = Field(default=4096, gt=0)
+    intermediate_size: int = Field(default=14336, gt=0)
 
     def kv_bytes_per_token(self, dtype: str) -> int:
         """K and V, every layer, every KV head (grouped-query attention keeps this small)."""
@@ -67,6 +91,18 @@ class Architecture(_Strict):
         params = self.params_billion * 1e9
         embed = 2 * self.vocab_size * self.hidden_size
         return (params - embed) * QUANTIZATIONS[quantization] + embed * 2.0
+
+    def activation_bytes(self, tokens: int, seqs: int, dtype: str) -> float:
+        """Peak of one profiling step: per token the residual, attention and MLP (gate, up, act) buffers of one
+        layer, plus float32 logits and probabilities for each sequence's sampled token."""
+        per_token = (4 * self.hidden_size + 3 * self.intermediate_size) * DTYPE_BYTES[dtype]
+        return tokens * per_token + seqs * self.vocab_size * 4 * 2
+
+    def lora_bytes(self, slots: int, rank: int, dtype: str) -> float:
+        """vLLM preallocates A and B for every LoRA slot on q, k, v, o, gate, up and down of every layer."""
+        h, kv, i = self.hidden_size, self.num_kv_heads * self.head_dim, self.intermediate_size
+        per_layer = 9 * h + 2 * kv + 3 * i  # sum of (in + out) over the seven projections
+        return slots * rank * self.num_layers * per_layer * DTYPE_BYTES[dtype]
 
 
 class Resources(_Strict):
@@ -129,6 +165,12 @@ class VariantSpec(_Strict):
     resources: Resources
     cache_size: str
     gated: bool = False
+    # vLLM knobs: eager mode skips CUDA graphs (less memory, slower decode); None leaves vLLM's default.
+    enforce_eager: bool = False
+    max_num_batched_tokens: int | None = Field(default=None, gt=0)
+    extra_args: tuple[Annotated[str, AfterValidator(check_extra_arg)], ...] = ()
+    # The alert rule "TTFT p95 over the SLO" fires above this (seconds, over 5 minutes, for 10 minutes).
+    ttft_p95_slo_s: float = Field(default=2.0, gt=0)
 
     @field_validator("name")
     @classmethod
@@ -157,9 +199,31 @@ class VariantSpec(_Strict):
             raise ValueError(f"image {value!r} must be pinned to a tag other than latest or a digest")
         return value
 
+    @field_validator("extra_args")
+    @classmethod
+    def _no_conflicts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        problems = conflicting(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _batch_holds_the_sequences(self) -> VariantSpec:
+        if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < self.max_num_seqs:
+            raise ValueError(
+                f"max_num_batched_tokens {self.max_num_batched_tokens} is below max_num_seqs {self.max_num_seqs}; "
+                "vLLM refuses to start"
+            )
+        return self
+
     @property
     def served_name(self) -> str:
         return self.served_model_name or self.name
+
+    @property
+    def served_names(self) -> list[str]:
+        """What vLLM answers to: the served name first (metrics carry it), then the Hugging Face id as an alias."""
+        return list(dict.fromkeys([self.served_name, self.model_id]))
 
     @property
     def pinned(self) -> bool:
@@ -171,11 +235,119 @@ class VariantSpec(_Strict):
         return self.name.replace("-", "_")
 
 
+def _cron(value: str) -> str:
+    if len(value.split()) != 5:
+        raise ValueError(f"{value!r} is not a five-field cron expression")
+    return value
+
+
+class OffHours(_Strict):
+    """KEDA cron window in which capacity is held; outside it an idle variant scales to zero."""
+
+    timezone: str
+    start: Annotated[str, AfterValidator(_cron)]
+    end: Annotated[str, AfterValidator(_cron)]
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone") from None
+        return value
+
+
+class PrometheusSpec(_Strict):
+    """The Prometheus KEDA queries and whose operator picks up the ServiceMonitor and PrometheusRule."""
+
+    release: str = "prometheus"  # kube-prometheus-stack's Helm release (and its ruleSelector label)
+    namespace: str = "observability"
+    url: str | None = None  # a Prometheus elsewhere; default: the chart's service for release + namespace
+
+    @property
+    def address(self) -> str:
+        """kube-prometheus-stack names its Prometheus Service `<fullname>-prometheus`, fullname being the release
+        name (when it contains the chart name) or `<release>-kube-prometheus-stack`, cut to 26 characters
+        (charts/kube-prometheus-stack/templates/_helpers.tpl); port 9090."""
+        if self.url:
+            return self.url
+        chart = "kube-prometheus-stack"
+        full = self.release if chart in self.release else f"{self.release}-{chart}"
+        return f"http://{full[:26].rstrip('-')}-prometheus.{self.namespace}.svc:9090"
+
+
+class KedaSpec(_Strict):
+    queue_threshold: int = Field(default=5, ge=1)  # waiting requests per replica
+    polling_interval_s: int = Field(default=15, ge=1)
+    scale_up_stabilization_s: int = Field(default=0, ge=0)
+    scale_down_stabilization_s: int = Field(default=300, ge=0)  # what delays a scale-down (cooldown does not)
+    cooldown_s: int = Field(default=300, ge=0)  # KEDA applies it only to scaling to zero (off_hours)
+    fallback_failures: int = Field(default=3, ge=1)  # failed Prometheus reads before holding `replicas`
+
+
+class ReplicaOverride(_Strict):
+    replicas: int | None = Field(default=None, ge=1)
+    max_replicas: int | None = Field(default=None, ge=1)
+
+
+class Overlay(_Strict):
+    """What differs between environments; everything else is the variant catalog."""
+
+    name: str = ""  # the key under `overlays:`
+    node_pool: str
+    replicas: int = Field(ge=1)
+    max_replicas: int = Field(ge=1)
+    autoscaler: Literal["hpa", "keda"]  # hpa: CPU (autoscaling plumbing only); keda: vLLM queue depth
+    cache_access_mode: Literal["ReadWriteOnce", "ReadWriteMany"]
+    cache_storage_class: str
+    prometheus: PrometheusSpec = PrometheusSpec()
+    keda: KedaSpec = KedaSpec()
+    off_hours: OffHours | None = None
+    otlp_traces_endpoint: str | None = None
+    variants: dict[str, ReplicaOverride] = {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Overlay:
+        if self.max_replicas < self.replicas:
+            raise ValueError(f"max_replicas {self.max_replicas} is below replicas {self.replicas}")
+        if self.off_hours is not None and self.autoscaler != "keda":
+            raise ValueError("off_hours scale-to-zero needs autoscaler: keda (an HPA cannot reach zero)")
+        if self.otlp_traces_endpoint is not None and not self.otlp_traces_endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"otlp_traces_endpoint {self.otlp_traces_endpoint!r} must be an http(s) URL")
+        return self
+
+    def for_variant(self, name: str) -> Overlay:
+        """This overlay with one variant's replica overrides applied (the objects of that variant read it)."""
+        override = self.variants.get(name)
+        if override is None:
+            return self
+        replicas = override.replicas or self.replicas
+        return self.model_copy(
+            update={"replicas": replicas, "max_replicas": override.max_replicas or max(self.max_replicas, replicas)}
+        )
+
+
 class Catalog(_Strict):
     namespace: str = "llm-baseline"
     node: NodeSpec
+    node_pools: dict[str, NodePool]
+    overlays: dict[str, Overlay]
     architectures: dict[str, Architecture]
     variants: tuple[VariantSpec, ...]
+
+    @model_validator(mode="after")
+    def _name_overlays(self) -> Catalog:
+        for name, ov in self.overlays.items():
+            object.__setattr__(ov, "name", name)
+        return self
+
+    def overlay(self, name: str, variant: str | None = None) -> Overlay:
+        try:
+            ov = self.overlays[name]
+        except KeyError:
+            raise ValueError(f"unknown overlay {name!r}; the catalog has {sorted(self.overlays)}") from None
+        return ov.for_variant(variant) if variant else ov
 
     @cached_property
     def by_name(self) -> dict[str, VariantSpec]:
@@ -218,24 +390,86 @@ class Catalog(_Strict):
         return _validate(data, source="<overrides>", root=None)
 
 
-def memory_fit_errors(catalog: Catalog) -> list[str]:
-    """Weights + a full KV cache for max_num_seqs sequences of max_model_len must fit the GPU budget.
+# vLLM's default step size when a variant sets none: the OpenAI server on a GPU under 70 GiB
+# (vllm/engine/arg_utils.py, EngineArgs._set_default_args_v1, vLLM 0.10).
+VLLM_DEFAULT_BATCHED_TOKENS = 2048
 
-    vLLM refuses to start (or preempts constantly) when they don't; the design document's 8192 x 64
-    example for FP16 on a T4 is exactly this mistake.
+
+@dataclass(frozen=True)
+class MemoryFit:
+    """vLLM 0.10's start-up accounting for one variant, in bytes (vllm/v1/worker/gpu_worker.py).
+
+    `requested` = total x gpu_memory_utilization is all vLLM may use after the CUDA context exists; the KV cache
+    gets what the weights (with LoRA slots), the activation peak of one profiling step and non-torch growth
+    leave of it. The CUDA context (created before the snapshot) and the CUDA graphs (captured after the KV cache
+    is allocated, unless enforce_eager) are not in `requested`: they must fit in the rest of the GPU.
+    """
+
+    variant: str
+    total: float
+    requested: float
+    weights: float
+    activation: float
+    non_torch: float
+    kv_needed: float
+    outside_needed: float
+
+    @property
+    def kv_room(self) -> float:
+        return self.requested - self.weights - self.activation - self.non_torch
+
+    @property
+    def outside_room(self) -> float:
+        return self.total - self.requested
+
+    @property
+    def fits(self) -> bool:
+        return self.kv_room >= self.kv_needed and self.outside_room >= self.outside_needed
+
+
+def memory_fit(catalog: Catalog, v: VariantSpec) -> MemoryFit:
+    arch, node = catalog.architectures[v.architecture], catalog.node
+    tokens = v.max_num_batched_tokens or VLLM_DEFAULT_BATCHED_TOKENS
+    lora = arch.lora_bytes(v.lora.max_loras, v.lora.max_lora_rank, v.dtype) if v.lora.enabled else 0.0
+    total = node.gpu_memory_gib * GIB
+    return MemoryFit(
+        variant=v.name,
+        total=total,
+        requested=total * v.gpu_memory_utilization,
+        weights=arch.weight_bytes(v.quantization) + lora,
+        activation=arch.activation_bytes(tokens, v.max_num_seqs, v.dtype),
+        non_torch=node.non_torch_gib * GIB,
+        kv_needed=arch.kv_bytes_per_token(v.dtype) * v.max_model_len * v.max_num_seqs,
+        outside_needed=(node.cuda_context_gib + (0 if v.enforce_eager else node.cuda_graph_gib)) * GIB,
+    )
+
+
+def memory_fit_errors(catalog: Catalog) -> list[str]:
+    """Every promised sequence needs its KV cache: max_num_seqs x max_model_len must fit what vLLM leaves.
+
+    A variant that fails here either refuses to start or serves fewer concurrent sequences than the catalog
+    promises (preempting the rest); the design document's 8192 x 64 FP16 example is the extreme case.
     """
     errors = []
+    g = lambda b: f"{b / GIB:.2f} GiB"  # noqa: E731
     for v in catalog.variants:
-        arch = catalog.architectures[v.architecture]
-        weights = arch.weight_bytes(v.quantization)
-        kv = arch.kv_bytes_per_token(v.dtype) * v.max_model_len * v.max_num_seqs
-        budget = catalog.node.gpu_memory_gib * GIB * v.gpu_memory_utilization
-        if weights + kv > budget:
+        fit = memory_fit(catalog, v)
+        gpu = f"{catalog.node.gpu} {catalog.node.gpu_memory_gib:g} GiB"
+        if fit.kv_room < fit.kv_needed:
             errors.append(
-                f"variant {v.name!r}: weights {weights / GIB:.2f} GiB + KV cache {kv / GIB:.2f} GiB "
-                f"(max_model_len={v.max_model_len} x max_num_seqs={v.max_num_seqs}) exceed "
-                f"{budget / GIB:.2f} GiB ({catalog.node.gpu} {catalog.node.gpu_memory_gib} GiB x "
-                f"gpu_memory_utilization={v.gpu_memory_utilization}); lower max_model_len or max_num_seqs"
+                f"variant {v.name!r}: field 'max_num_seqs': KV cache for max_num_seqs={v.max_num_seqs} x "
+                f"max_model_len={v.max_model_len} needs {g(fit.kv_needed)}, but {gpu} x gpu_memory_utilization="
+                f"{v.gpu_memory_utilization:g} = {g(fit.requested)} minus weights {g(fit.weights)}, activation "
+                f"peak {g(fit.activation)} and non-torch {g(fit.non_torch)} leaves {g(fit.kv_room)}; lower "
+                "max_num_seqs, max_model_len or max_num_batched_tokens"
+            )
+        if fit.outside_room < fit.outside_needed:
+            graphs = "" if v.enforce_eager else f" + CUDA graphs {catalog.node.cuda_graph_gib:g} GiB"
+            errors.append(
+                f"variant {v.name!r}: field 'gpu_memory_utilization': {v.gpu_memory_utilization:g} leaves "
+                f"{g(fit.outside_room)} of the {gpu} outside vLLM's budget, but the CUDA context "
+                f"{catalog.node.cuda_context_gib:g} GiB{graphs} need {g(fit.outside_needed)}; lower it"
+                + ("" if v.enforce_eager else " or set enforce_eager: true")
             )
     return errors
 
@@ -255,6 +489,52 @@ def resource_fit_errors(catalog: Catalog) -> list[str]:
                     f"variant {v.name!r}: field 'resources.{field}' {request} exceeds the "
                     f"{catalog.node.instance_type} allocatable {have:g}"
                 )
+    return errors
+
+
+def placements(catalog: Catalog, overlay: str) -> list[Placement]:
+    ov = catalog.overlay(overlay)
+    low = 0 if ov.off_hours else None
+    return [
+        Placement(v.name, low if low is not None else o.replicas, o.max_replicas)
+        for v in catalog.variants
+        for o in [ov.for_variant(v.name)]
+    ]
+
+
+def overlay_errors(catalog: Catalog, source: str, root: yaml.Node | None) -> list[str]:
+    """Each overlay names a known pool and variants, its claims can follow its replicas, and it fits its pool."""
+
+    def at(*loc: Any) -> str:
+        line = _line_of(root, loc)
+        return f"{source}:{line}" if line else source
+
+    errors = []
+    for name, ov in catalog.overlays.items():
+        if ov.node_pool not in catalog.node_pools:
+            errors.append(
+                f"{at('overlays', name, 'node_pool')}: overlay {name!r}: field 'node_pool': unknown "
+                f"{ov.node_pool!r}; node_pools has {sorted(catalog.node_pools)}"
+            )
+            continue
+        for variant in ov.variants:
+            if variant not in catalog.by_name:
+                errors.append(
+                    f"{at('overlays', name, 'variants', variant)}: overlay {name!r}: field 'variants': unknown "
+                    f"variant {variant!r}; the catalog has {catalog.names}"
+                )
+        for v in catalog.variants:
+            o = ov.for_variant(v.name)
+            if o.cache_access_mode == "ReadWriteOnce" and o.max_replicas > 1:
+                errors.append(
+                    f"{at('overlays', name, 'cache_access_mode')}: overlay {name!r}: variant {v.name!r}: field "
+                    f"'cache_access_mode': ReadWriteOnce mounts on one node, but max_replicas {o.max_replicas} puts "
+                    "replicas on different nodes (anti-affinity); use ReadWriteMany or max_replicas 1"
+                )
+        pool = catalog.node_pools[ov.node_pool]
+        spec = Pool(ov.node_pool, pool.min_nodes, pool.max_nodes, pool.autoscaler)
+        for field, message in capacity_problems(name, spec, placements(catalog, name)):
+            errors.append(f"{at('overlays', name, field)}: {message}")
     return errors
 
 
@@ -314,6 +594,9 @@ def _describe(error: dict[str, Any], data: dict[str, Any], source: str, root: ya
         name = variants[loc[1]].get("name") if loc[1] < len(variants) else None
         subject = f"variant {name!r}" if name else f"variant #{loc[1] + 1}"
         field = ".".join(str(p) for p in loc[2:]) or "(entry)"
+    elif len(loc) >= 2 and loc[0] in ("overlays", "node_pools"):
+        subject = f"{'overlay' if loc[0] == 'overlays' else 'node pool'} {loc[1]!r}"
+        field = ".".join(str(p) for p in loc[2:]) or "(entry)"
     message = error["msg"].removeprefix("Value error, ")
     return f"{where}: {subject}: field {field!r}: {message}"
 
@@ -338,6 +621,7 @@ def _validate(data: dict[str, Any], source: str, root: yaml.Node | None) -> Cata
             problems.append(f"{source}: variant {v.name!r}: field 'architecture': unknown {v.architecture!r}")
     if not problems:
         problems += [f"{source}: {e}" for e in memory_fit_errors(catalog) + resource_fit_errors(catalog)]
+        problems += overlay_errors(catalog, source, root)
     if problems:
         raise CatalogError("invalid variant catalog:\n  " + "\n  ".join(problems))
     return catalog

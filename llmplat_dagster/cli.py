@@ -53,10 +53,18 @@ def _crds(args: argparse.Namespace):
     return CrdSchemas.from_dirs(dirs)
 
 
+def _capacity(args: argparse.Namespace, objects: list, overlay: str) -> list[str]:
+    """Do the overlay's model servers fit the GPU node pool the catalog describes (one server per node)?"""
+    from llmplat_dagster.capacity import Pool, objects_capacity_problems
+
+    pools = {n: Pool(n, p.min_nodes, p.max_nodes, p.autoscaler) for n, p in _catalog(args).node_pools.items()}
+    return objects_capacity_problems(objects, pools, overlay)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from llmplat_dagster.k8s.render import render
     from llmplat_dagster.k8s.tree import build
-    from llmplat_dagster.k8s.validate import validate_objects
+    from llmplat_dagster.k8s.validate import Problem, validate_objects
 
     crds = _crds(args)
     overlays = ["dev", "prod"] if args.overlay == "all" else [args.overlay]
@@ -71,6 +79,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             objects = render(_catalog(args), name)
             origin = f"catalog render ({name})"
         problems = validate_objects(objects, crds, args.k8s_version)
+        problems += [Problem("Overlay", name, "replicas", m, origin) for m in _capacity(args, objects, name)]
         status = "ok" if not problems else f"{len(problems)} problem(s)"
         print(f"{origin}: {len(objects)} objects, Kubernetes {args.k8s_version} strict + CRD schemas: {status}")
         for p in problems:

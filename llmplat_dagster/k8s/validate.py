@@ -3,6 +3,8 @@
 Built-in kinds go through `kubernetes-validate` in strict mode (unknown fields are errors) for a stated
 Kubernetes version. Custom resources (ServiceMonitor, ScaledObject) are checked against their CRD's
 `openAPIV3Schema`, read from a CRD folder or from the cluster: the project does not vendor upstream CRDs.
+A PrometheusRule without a loaded CRD is checked by the project itself (k8s/promrules.py: structure, then
+`promtool check rules`), and said so; a check that could not run is a problem marked `unverified`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from llmplat_dagster.k8s import promrules
 from llmplat_dagster.k8s.render import Obj
 
 DEFAULT_K8S_VERSION = "1.31"  # EKS standard support; kubernetes-validate ships schemas up to 1.37
@@ -29,6 +32,7 @@ class Problem:
     path: str
     message: str
     source: str = ""
+    unverified: bool = False  # could not be checked (no CRD schema, no promtool): not a pass, not a defect
 
     def __str__(self) -> str:
         where = f"{self.source}: " if self.source else ""
@@ -132,6 +136,9 @@ def validate_object(
             return [Problem(kind, name, "apiVersion", exc.message, source)]
         return []
     schema, _ = crds.lookup(obj)
+    if schema is None and (_group(obj.get("apiVersion", "")), kind) == promrules.KIND:
+        found, unverified = promrules.rule_problems(obj)
+        return [Problem(kind, name, path, message, source, unverified) for path, message in found]
     if schema is None:
         known = ", ".join(sorted(f"{g}/{v} {k}" for g, v, k in crds.schemas)) or "none"
         return [
@@ -142,6 +149,7 @@ def validate_object(
                 f"no CRD schema for {obj.get('apiVersion')} {kind} (loaded: {known}); "
                 "pass --crd-dir DIR or --crds-from-cluster",
                 source,
+                unverified=True,
             )
         ]
     validator = jsonschema.Draft202012Validator(schema)
