@@ -114,9 +114,10 @@ def check_rules(groups: list[dict[str, Any]], binary: str) -> list[tuple[str, st
     return problems or [("spec.groups", f"checked by promtool: failed ({done.returncode}): {done.stderr.strip()}")]
 
 
-def rule_problems(obj: dict[str, Any]) -> tuple[list[tuple[str, str]], bool]:
-    """(path, message) problems and whether the rules went unverified (no promtool to run)."""
-    problems = structure_problems(obj)
+def rule_problems(obj: dict[str, Any], structural: bool = True) -> tuple[list[tuple[str, str]], bool]:
+    """(path, message) problems and whether the rules went unverified (no promtool to run). `structural=False`
+    when a CRD schema already judged the structure (e.g. read from the cluster): promtool still parses the PromQL."""
+    problems = structure_problems(obj) if structural else []
     if problems:
         return problems, False
     binary = promtool()
@@ -128,4 +129,5 @@ def rule_problems(obj: dict[str, Any]) -> tuple[list[tuple[str, str]], bool]:
                 "check passed, the expressions were not parsed",
             )
         ], True
-    return check_rules(obj["spec"]["groups"], binary), False
+    groups = (obj.get("spec") or {}).get("groups")
+    return (check_rules(groups, binary) if isinstance(groups, list) else []), False

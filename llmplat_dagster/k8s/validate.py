@@ -136,9 +136,12 @@ def validate_object(
             return [Problem(kind, name, "apiVersion", exc.message, source)]
         return []
     schema, _ = crds.lookup(obj)
-    if schema is None and (_group(obj.get("apiVersion", "")), kind) == promrules.KIND:
-        found, unverified = promrules.rule_problems(obj)
-        return [Problem(kind, name, path, message, source, unverified) for path, message in found]
+    own: list[Problem] = []
+    if (_group(obj.get("apiVersion", "")), kind) == promrules.KIND:
+        found, unverified = promrules.rule_problems(obj, structural=schema is None)
+        own = [Problem(kind, name, path, message, source, unverified) for path, message in found]
+        if schema is None:
+            return own
     if schema is None:
         known = ", ".join(sorted(f"{g}/{v} {k}" for g, v, k in crds.schemas)) or "none"
         return [
@@ -156,7 +159,7 @@ def validate_object(
     return [
         Problem(kind, name, _path(e), e.message, source)
         for e in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
-    ]
+    ] + own
 
 
 def validate_objects(

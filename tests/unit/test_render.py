@@ -275,3 +275,16 @@ def test_dashboard_and_alert_rules_ship_where_kube_prometheus_stack_looks(object
     alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
     assert alerts[:4] == ["VllmQueueDepthSustained", "VllmErrorRatioHigh", "VllmNoReadyReplica", "VllmKvCacheNearFull"]
     assert alerts.count("VllmTtftP95OverSlo") == 4
+
+
+def test_loading_the_definitions_does_not_import_the_dashboard_library():
+    """Every run pod and UI launch loads the code location; the Grafana SDK is for rendering dashboards only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, llmplat_dagster.definitions as d; from llmplat_dagster.settings import Settings; "
+        "d.build_definitions(Settings()); print('grafana_foundation_sdk' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stderr
