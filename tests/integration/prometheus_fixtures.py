@@ -4,13 +4,15 @@ Each variant is put in a different kind of trouble, so every alert has one varia
 it must not: mistral-7b-awq queues (2 batch slots, 12 concurrent clients), mistral-7b-fp16 answers 30 % of
 requests with a 500, mistral-7b-lora has a KV cache of 64 tokens, mistral-7b-judge has a TTFT SLO of 1 ms and
 (in the kube-state-metrics stand-in) no available replica. The alert rules are the rendered ones with `for:`
-set to 0s (their timing is promtool's unit test, tests/unit/test_alert_rules.py). Missing binaries are a
-failure that says what to install, never a skip: `.ci/run` installs the `prometheus` package.
+set to 0s (their timing is promtool's unit test, tests/unit/test_alert_rules.py). Prometheus starts once per
+session (`prometheus`); the troubled fleet and its load live for one test module (`observed_fleet`). Missing
+binaries are a failure that says what to install, never a skip: `.ci/run` installs the `prometheus` package.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import subprocess
 import tempfile
@@ -112,28 +114,47 @@ class ObservedFleet:
         pytest.fail(f"Prometheus never showed {what} within {timeout_s:g} s; last: {last!r}", pytrace=False)
 
 
-def _config(tmp: Path, catalog: Catalog, targets: dict[str, str], ksm: str) -> Path:
-    groups = prometheus_rule(catalog, catalog.overlay("prod"))["spec"]["groups"]
-    for group in groups:
-        for rule in group["rules"]:
-            rule["for"] = "0s"
-    (tmp / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
-    static = [
-        {"targets": [url.removeprefix("http://")], "labels": {"namespace": catalog.namespace, "service": name,
-                                                              "pod": f"{name}-0"}}
-        for name, url in targets.items()
-    ]  # fmt: skip
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(tmp / "rules.yaml")],
-        "scrape_configs": [
-            {"job_name": "vllm", "static_configs": static},
-            {"job_name": "kube-state-metrics", "static_configs": [{"targets": [ksm.removeprefix("http://")]}]},
-        ],
-    }
-    path = tmp / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+@dataclass
+class PrometheusServer:
+    """One Prometheus for the session: scrape targets come from file_sd files, rules are reloaded on demand."""
+
+    url: str
+    home: Path
+
+    def serve(self, job: str, targets: list[dict[str, Any]]) -> None:
+        """Scrape `targets` (file_sd entries) as `job` from now on (Prometheus watches the file)."""
+        path = self.home / "targets" / f"{job}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(targets))
+        tmp.replace(path)
+
+    def load_rules(self, groups: list[dict[str, Any]]) -> None:
+        (self.home / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+        response = httpx.post(f"{self.url}/-/reload", timeout=30)
+        assert response.status_code == 200, response.text
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> Iterator[PrometheusServer]:
+    """Debian's Prometheus on a loopback port, a temp data dir, 1 s scrape and evaluation intervals."""
+    with tempfile.TemporaryDirectory(prefix="llmplat-prometheus-") as tmp:
+        home = Path(tmp)
+        (home / "targets").mkdir()
+        (home / "rules.yaml").write_text("groups: []\n")
+        jobs = ("vllm", "kube-state-metrics")
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(home / "rules.yaml")],
+            "scrape_configs": [
+                {"job_name": job, "file_sd_configs": [{"files": [str(home / "targets" / f"{job}.json")]}]}
+                for job in jobs
+            ],
+        }
+        for job in jobs:
+            (home / "targets" / f"{job}.json").write_text("[]")
+        (home / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        with _prometheus(home / "prometheus.yml", home / "data") as url:
+            yield PrometheusServer(url, home)
 
 
 @contextlib.contextmanager
@@ -142,7 +163,7 @@ def _prometheus(config: Path, data: Path) -> Iterator[str]:
     log = (data.parent / "prometheus.log").open("w")
     proc = subprocess.Popen(
         [prometheus_binary(), f"--config.file={config}", f"--storage.tsdb.path={data}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn"],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -167,21 +188,34 @@ def _prometheus(config: Path, data: Path) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture(scope="session")
-def observed_fleet() -> Iterator[ObservedFleet]:
+@pytest.fixture(scope="module")
+def observed_fleet(prometheus: PrometheusServer) -> Iterator[ObservedFleet]:
+    """The fleet in trouble, under load, scraped by the session's Prometheus, for one test module: the load
+    stops with the module, so later tests do not share the CPU with it."""
     catalog = observed_catalog()
+    groups = prometheus_rule(catalog, catalog.overlay("prod"))["spec"]["groups"]
+    for group in groups:
+        for rule in group["rules"]:
+            rule["for"] = "0s"
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="llmplat-prometheus-")))
         sims = {}
         for v in catalog.variants:
             options, _ = TROUBLE[v.name]
             sims[v.name] = stack.enter_context(start_sim(vllm_args(v), time_scale=TIME_SCALE, **options))
         ksm_server, ksm_thread = serve_in_thread(_kube_state_metrics(), sock := loopback_socket(), name="ksm")
         stack.callback(lambda: (setattr(ksm_server, "should_exit", True), ksm_thread.join(5), sock.close()))
-        ksm = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = _config(tmp, catalog, {name: sim.base_url for name, sim in sims.items()}, ksm)
-        url = stack.enter_context(_prometheus(config, tmp / "data"))
-        fleet = ObservedFleet(url, catalog)
+        stack.callback(lambda: [prometheus.serve(job, []) for job in ("vllm", "kube-state-metrics")])
+        prometheus.load_rules(groups)
+        prometheus.serve("kube-state-metrics", [{"targets": [f"127.0.0.1:{sock.getsockname()[1]}"]}])
+        prometheus.serve(
+            "vllm",
+            [
+                {"targets": [sim.base_url.removeprefix("http://")],
+                 "labels": {"namespace": catalog.namespace, "service": name, "pod": f"{name}-0"}}
+                for name, sim in sims.items()
+            ],
+        )  # fmt: skip
+        fleet = ObservedFleet(prometheus.url, catalog)
         for v in catalog.variants:
             prompts = load_promptset("performance", max_model_len=v.max_model_len, variant=v.name).prompts
             load = LoadDriver(sims[v.name].base_url, v.served_name, serving_requests(prompts), TROUBLE[v.name][1])

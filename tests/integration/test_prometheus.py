@@ -11,7 +11,7 @@ import json
 import pytest
 
 from llmplat_dagster.k8s.render import render
-from tests.integration.prometheus_fixtures import ObservedFleet, observed_fleet  # noqa: F401 - the fixture
+from tests.integration.prometheus_fixtures import ObservedFleet, observed_fleet, prometheus  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
