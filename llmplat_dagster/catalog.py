@@ -9,23 +9,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from llmplat_dagster.capacity import Placement, Pool, capacity_problems
+from llmplat_dagster.gpu_fit import GIB, MemoryFit, memory_fit, memory_fit_errors
+from llmplat_dagster.overlays import (
+    KedaSpec,
+    NodePool,
+    OffHours,
+    Overlay,
+    PrometheusSpec,
+    ReplicaOverride,
+    Strict,
+)
 from llmplat_dagster.quantity import parse_quantity
 from llmplat_dagster.vllm_flags import check_extra_arg, conflicting
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
-GIB = 1024**3
 
 # vLLM `--quantization` values this platform knows how to size and serve. "none" renders no flag.
 QUANTIZATIONS: dict[str, float] = {
@@ -42,8 +49,7 @@ class CatalogError(ValueError):
     """A catalog that cannot be served; the message names file:line, variant and field."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = Strict
 
 
 class NodeSpec(_Strict):
@@ -57,20 +63,6 @@ class NodeSpec(_Strict):
     cuda_context_gib: float = Field(default=0.5, ge=0)  # created before vLLM's memory snapshot
     cuda_graph_gib: float = Field(default=0.3, ge=0)  # captured after the KV cache is allocated
     non_torch_gib: float = Field(default=0.05, ge=0)  # cuBLAS/NCCL buffers growing during the profile run
-
-
-class NodePool(_Strict):
-    """A group of GPU nodes an overlay schedules onto; `autoscaler: none` means it stays at min_nodes."""
-
-    min_nodes: int = Field(ge=0)
-    max_nodes: int = Field(ge=1)
-    autoscaler: Literal["cluster-autoscaler", "karpenter", "none"]
-
-    @model_validator(mode="after")
-    def _ordered(self) -> NodePool:
-        if self.max_nodes < self.min_nodes:
-            raise ValueError(f"max_nodes {self.max_nodes} is below min_nodes {self.min_nodes}")
-        return self
 
 
 class Architecture(_Strict):
@@ -235,99 +227,6 @@ class VariantSpec(_Strict):
         return self.name.replace("-", "_")
 
 
-def _cron(value: str) -> str:
-    if len(value.split()) != 5:
-        raise ValueError(f"{value!r} is not a five-field cron expression")
-    return value
-
-
-class OffHours(_Strict):
-    """KEDA cron window in which capacity is held; outside it an idle variant scales to zero."""
-
-    timezone: str
-    start: Annotated[str, AfterValidator(_cron)]
-    end: Annotated[str, AfterValidator(_cron)]
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone") from None
-        return value
-
-
-class PrometheusSpec(_Strict):
-    """The Prometheus KEDA queries and whose operator picks up the ServiceMonitor and PrometheusRule."""
-
-    release: str = "prometheus"  # kube-prometheus-stack's Helm release (and its ruleSelector label)
-    namespace: str = "observability"
-    url: str | None = None  # a Prometheus elsewhere; default: the chart's service for release + namespace
-
-    @property
-    def address(self) -> str:
-        """kube-prometheus-stack names its Prometheus Service `<fullname>-prometheus`, fullname being the release
-        name (when it contains the chart name) or `<release>-kube-prometheus-stack`, cut to 26 characters
-        (charts/kube-prometheus-stack/templates/_helpers.tpl); port 9090."""
-        if self.url:
-            return self.url
-        chart = "kube-prometheus-stack"
-        full = self.release if chart in self.release else f"{self.release}-{chart}"
-        return f"http://{full[:26].rstrip('-')}-prometheus.{self.namespace}.svc:9090"
-
-
-class KedaSpec(_Strict):
-    queue_threshold: int = Field(default=5, ge=1)  # waiting requests per replica
-    polling_interval_s: int = Field(default=15, ge=1)
-    scale_up_stabilization_s: int = Field(default=0, ge=0)
-    scale_down_stabilization_s: int = Field(default=300, ge=0)  # what delays a scale-down (cooldown does not)
-    cooldown_s: int = Field(default=300, ge=0)  # KEDA applies it only to scaling to zero (off_hours)
-    fallback_failures: int = Field(default=3, ge=1)  # failed Prometheus reads before holding `replicas`
-
-
-class ReplicaOverride(_Strict):
-    replicas: int | None = Field(default=None, ge=1)
-    max_replicas: int | None = Field(default=None, ge=1)
-
-
-class Overlay(_Strict):
-    """What differs between environments; everything else is the variant catalog."""
-
-    name: str = ""  # the key under `overlays:`
-    node_pool: str
-    replicas: int = Field(ge=1)
-    max_replicas: int = Field(ge=1)
-    autoscaler: Literal["hpa", "keda"]  # hpa: CPU (autoscaling plumbing only); keda: vLLM queue depth
-    cache_access_mode: Literal["ReadWriteOnce", "ReadWriteMany"]
-    cache_storage_class: str
-    prometheus: PrometheusSpec = PrometheusSpec()
-    keda: KedaSpec = KedaSpec()
-    off_hours: OffHours | None = None
-    otlp_traces_endpoint: str | None = None
-    variants: dict[str, ReplicaOverride] = {}
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Overlay:
-        if self.max_replicas < self.replicas:
-            raise ValueError(f"max_replicas {self.max_replicas} is below replicas {self.replicas}")
-        if self.off_hours is not None and self.autoscaler != "keda":
-            raise ValueError("off_hours scale-to-zero needs autoscaler: keda (an HPA cannot reach zero)")
-        if self.otlp_traces_endpoint is not None and not self.otlp_traces_endpoint.startswith(("http://", "https://")):
-            raise ValueError(f"otlp_traces_endpoint {self.otlp_traces_endpoint!r} must be an http(s) URL")
-        return self
-
-    def for_variant(self, name: str) -> Overlay:
-        """This overlay with one variant's replica overrides applied (the objects of that variant read it)."""
-        override = self.variants.get(name)
-        if override is None:
-            return self
-        replicas = override.replicas or self.replicas
-        return self.model_copy(
-            update={"replicas": replicas, "max_replicas": override.max_replicas or max(self.max_replicas, replicas)}
-        )
-
-
 class Catalog(_Strict):
     namespace: str = "llm-baseline"
     node: NodeSpec
@@ -388,90 +287,6 @@ class Catalog(_Strict):
             for adapter in variant["lora"]["adapters"]:
                 adapter["revision"] = pins.get(adapter["name"], adapter["revision"])
         return _validate(data, source="<overrides>", root=None)
-
-
-# vLLM's default step size when a variant sets none: the OpenAI server on a GPU under 70 GiB
-# (vllm/engine/arg_utils.py, EngineArgs._set_default_args_v1, vLLM 0.10).
-VLLM_DEFAULT_BATCHED_TOKENS = 2048
-
-
-@dataclass(frozen=True)
-class MemoryFit:
-    """vLLM 0.10's start-up accounting for one variant, in bytes (vllm/v1/worker/gpu_worker.py).
-
-    `requested` = total x gpu_memory_utilization is all vLLM may use after the CUDA context exists; the KV cache
-    gets what the weights (with LoRA slots), the activation peak of one profiling step and non-torch growth
-    leave of it. The CUDA context (created before the snapshot) and the CUDA graphs (captured after the KV cache
-    is allocated, unless enforce_eager) are not in `requested`: they must fit in the rest of the GPU.
-    """
-
-    variant: str
-    total: float
-    requested: float
-    weights: float
-    activation: float
-    non_torch: float
-    kv_needed: float
-    outside_needed: float
-
-    @property
-    def kv_room(self) -> float:
-        return self.requested - self.weights - self.activation - self.non_torch
-
-    @property
-    def outside_room(self) -> float:
-        return self.total - self.requested
-
-    @property
-    def fits(self) -> bool:
-        return self.kv_room >= self.kv_needed and self.outside_room >= self.outside_needed
-
-
-def memory_fit(catalog: Catalog, v: VariantSpec) -> MemoryFit:
-    arch, node = catalog.architectures[v.architecture], catalog.node
-    tokens = v.max_num_batched_tokens or VLLM_DEFAULT_BATCHED_TOKENS
-    lora = arch.lora_bytes(v.lora.max_loras, v.lora.max_lora_rank, v.dtype) if v.lora.enabled else 0.0
-    total = node.gpu_memory_gib * GIB
-    return MemoryFit(
-        variant=v.name,
-        total=total,
-        requested=total * v.gpu_memory_utilization,
-        weights=arch.weight_bytes(v.quantization) + lora,
-        activation=arch.activation_bytes(tokens, v.max_num_seqs, v.dtype),
-        non_torch=node.non_torch_gib * GIB,
-        kv_needed=arch.kv_bytes_per_token(v.dtype) * v.max_model_len * v.max_num_seqs,
-        outside_needed=(node.cuda_context_gib + (0 if v.enforce_eager else node.cuda_graph_gib)) * GIB,
-    )
-
-
-def memory_fit_errors(catalog: Catalog) -> list[str]:
-    """Every promised sequence needs its KV cache: max_num_seqs x max_model_len must fit what vLLM leaves.
-
-    A variant that fails here either refuses to start or serves fewer concurrent sequences than the catalog
-    promises (preempting the rest); the design document's 8192 x 64 FP16 example is the extreme case.
-    """
-    errors = []
-    g = lambda b: f"{b / GIB:.2f} GiB"  # noqa: E731
-    for v in catalog.variants:
-        fit = memory_fit(catalog, v)
-        gpu = f"{catalog.node.gpu} {catalog.node.gpu_memory_gib:g} GiB"
-        if fit.kv_room < fit.kv_needed:
-            errors.append(
-                f"variant {v.name!r}: field 'max_num_seqs': KV cache for max_num_seqs={v.max_num_seqs} x "
-                f"max_model_len={v.max_model_len} needs {g(fit.kv_needed)}, but {gpu} x gpu_memory_utilization="
-                f"{v.gpu_memory_utilization:g} = {g(fit.requested)} minus weights {g(fit.weights)}, activation "
-                f"peak {g(fit.activation)} and non-torch {g(fit.non_torch)} leaves {g(fit.kv_room)}; lower "
-                "max_num_seqs, max_model_len or max_num_batched_tokens"
-            )
-        if fit.outside_room < fit.outside_needed:
-            graphs = "" if v.enforce_eager else f" + CUDA graphs {catalog.node.cuda_graph_gib:g} GiB"
-            errors.append(
-                f"variant {v.name!r}: field 'gpu_memory_utilization': {v.gpu_memory_utilization:g} leaves "
-                f"{g(fit.outside_room)} of the {gpu} outside vLLM's budget, but the CUDA context "
-                f"{catalog.node.cuda_context_gib:g} GiB{graphs} need {g(fit.outside_needed)}; lower it"
-                + ("" if v.enforce_eager else " or set enforce_eager: true")
-            )
-    return errors
 
 
 def resource_fit_errors(catalog: Catalog) -> list[str]:
@@ -657,3 +472,22 @@ def load_catalog(
     if revisions or image:
         catalog = catalog.with_overrides(revisions, image)
     return catalog
+
+
+__all__ = [
+    "GIB",
+    "Catalog",
+    "CatalogError",
+    "KedaSpec",
+    "MemoryFit",
+    "NodePool",
+    "OffHours",
+    "Overlay",
+    "PrometheusSpec",
+    "ReplicaOverride",
+    "VariantSpec",
+    "load_catalog",
+    "memory_fit",
+    "memory_fit_errors",
+    "parse_catalog",
+]

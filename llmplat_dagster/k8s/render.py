@@ -21,7 +21,6 @@ from typing import Any
 from llmplat_dagster.capacity import NODE_POOL_ANNOTATION
 from llmplat_dagster.catalog import Catalog, Overlay, VariantSpec
 from llmplat_dagster.observability.queries import queue_query
-from llmplat_dagster.observability.rules import alert_groups
 
 PORT = 8000
 FIELD_MANAGER = "llmplat-dagster"
@@ -37,7 +36,6 @@ PART_OF = "llm-optimization-platform"
 # Spot nodes get a two-minute notice; the drain plus vLLM's shutdown must end well inside it.
 TERMINATION_GRACE_SECONDS = 90
 DRAIN_DEADLINE_SECONDS = 70
-DASHBOARD_LABEL = "grafana_dashboard"  # kube-prometheus-stack's Grafana sidecar loads ConfigMaps with it = "1"
 
 Obj = dict[str, Any]
 
@@ -329,51 +327,6 @@ def service(catalog: Catalog, v: VariantSpec) -> Obj:
     }
 
 
-def _operator_meta(catalog: Catalog, ov: Overlay) -> Obj:
-    """prometheus-operator objects: kube-prometheus-stack selects them by its release label."""
-    return _meta("vllm", catalog.namespace, {"app.kubernetes.io/part-of": PART_OF, "release": ov.prometheus.release})
-
-
-def service_monitor(catalog: Catalog, ov: Overlay) -> Obj:
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": _operator_meta(catalog, ov),
-        "spec": {
-            "selector": {"matchLabels": {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/part-of": PART_OF}},
-            "namespaceSelector": {"matchNames": [catalog.namespace]},
-            "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
-        },
-    }
-
-
-def prometheus_rule(catalog: Catalog, ov: Overlay) -> Obj:
-    """The alert rules; kube-prometheus-stack's operator loads PrometheusRules labelled with its release."""
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PrometheusRule",
-        "metadata": _operator_meta(catalog, ov),
-        "spec": {"groups": alert_groups(catalog, ov)},
-    }
-
-
-def dashboard_config_map(catalog: Catalog) -> Obj:
-    """The fleet's Grafana dashboard as a ConfigMap the Grafana sidecar of kube-prometheus-stack loads."""
-    from llmplat_dagster.observability.dashboard import DASHBOARD_UID, dashboard_json
-
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": f"grafana-dashboard-{catalog.namespace}",
-            "namespace": catalog.namespace,
-            "labels": {"app.kubernetes.io/part-of": PART_OF, DASHBOARD_LABEL: "1"},
-            "annotations": {"grafana_folder": "LLM platform"},
-        },
-        "data": {f"{DASHBOARD_UID}.json": dashboard_json(catalog)},
-    }
-
-
 def disruption_budget(catalog: Catalog, v: VariantSpec) -> Obj:
     """At most one pod of a variant drained at a time (node upgrades, consolidation); a crash-looping pod
     does not block a drain (unhealthyPodEvictionPolicy)."""
@@ -487,6 +440,8 @@ def render_variant(catalog: Catalog, v: VariantSpec, overlay_name: str) -> list[
 
 def shared_objects(catalog: Catalog, overlay_name: str) -> list[Obj]:
     """What every variant shares and an admin applies once: namespace, scrape config, alerts, dashboard."""
+    from llmplat_dagster.k8s.monitoring import dashboard_config_map, prometheus_rule, service_monitor
+
     ov = catalog.overlay(overlay_name)
     return [
         namespace(catalog),

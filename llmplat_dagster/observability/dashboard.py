@@ -1,6 +1,6 @@
 """The fleet's Grafana dashboard, built with grafana-foundation-sdk from the same queries the contract checks.
 
-Imported only where a dashboard is rendered (k8s/render.py's `dashboard_config_map`), never at definitions load.
+Imported only where a dashboard is rendered (k8s/monitoring.py's `dashboard_config_map`), never at definitions load.
 One dashboard per fleet (namespace): every panel draws one series per variant, p50 and p95 side by side for
 the latencies, against a `datasource` variable so any Prometheus data source can be picked.
 """

@@ -31,7 +31,8 @@ from starlette.routing import Route
 
 from llmplat_dagster.catalog import Catalog, load_catalog
 from llmplat_dagster.evaluation.promptsets import load_promptset
-from llmplat_dagster.k8s.render import prometheus_rule, vllm_args
+from llmplat_dagster.k8s.monitoring import prometheus_rule
+from llmplat_dagster.k8s.render import vllm_args
 from llmplat_dagster.serving.load import LoadDriver
 from llmplat_dagster.serving.requests import serving_requests
 from llmplat_dagster.sim.testing import loopback_socket, serve_in_thread, start_sim

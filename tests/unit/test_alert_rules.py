@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from llmplat_dagster.catalog import load_catalog
+from llmplat_dagster.k8s.monitoring import prometheus_rule
 from llmplat_dagster.k8s.promrules import promtool
-from llmplat_dagster.k8s.render import prometheus_rule
 
 CATALOG = load_catalog()
 NS = 'namespace="llm-baseline"'

@@ -8,7 +8,7 @@ import pytest
 
 from llmplat_dagster.catalog import load_catalog
 from llmplat_dagster.k8s import promrules
-from llmplat_dagster.k8s.render import prometheus_rule
+from llmplat_dagster.k8s.monitoring import prometheus_rule
 from llmplat_dagster.k8s.validate import CrdSchemas, validate_objects
 
 CATALOG = load_catalog()
