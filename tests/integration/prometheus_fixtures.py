@@ -92,8 +92,10 @@ class ObservedFleet:
     catalog: Catalog
     loads: dict[str, LoadDriver] = field(default_factory=dict)
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10)
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query, now or `at` (Unix seconds), so related queries can read the same instant."""
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+        response = httpx.get(f"{self.url}/api/v1/query", params=params, timeout=10)
         body = response.json()
         assert response.status_code == 200 and body["status"] == "success", (promql, body)
         return body["data"]["result"]

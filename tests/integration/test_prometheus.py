@@ -7,6 +7,7 @@ PrometheusRule's expressions); the fleet and its troubles are described in prome
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -57,9 +58,12 @@ def test_every_dashboard_query_returns_a_sensible_series_per_variant(observed_fl
     observed_fleet.wait_for("finished requests of all four variants", lambda: len(observed_fleet.query(rate)) == 4)
     observed_fleet.wait_for("latencies of all four variants",
                             lambda: len(observed_fleet.query(panels["Time to first token"][1][1])) == 4)  # fmt: skip
+    # Every query at one instant (p50 and p95 of the same data), one second back, so no scrape is in flight.
+    time.sleep(1.5)
+    at = time.time() - 1
     for title, targets in panels.items():
         label = "service" if title == "HTTP 5xx ratio" else "model_name"
-        values = [_values(observed_fleet.query(expr), label) for _, expr in targets]
+        values = [_values(observed_fleet.query(expr, at), label) for _, expr in targets]
         for per_variant in values:
             assert set(per_variant) == VARIANTS, (title, per_variant)
             assert all(v >= 0 for v in per_variant.values()), (title, per_variant)
@@ -70,7 +74,7 @@ def test_every_dashboard_query_returns_a_sensible_series_per_variant(observed_fl
             assert all(v > 0 for v in values[0].values()), (title, values)
         if title in ("HTTP 5xx ratio", "KV-cache usage"):
             assert all(v <= 1 for v in values[0].values()), (title, values)
-    errors = _values(observed_fleet.query(panels["HTTP 5xx ratio"][0][1]), "service")
+    errors = _values(observed_fleet.query(panels["HTTP 5xx ratio"][0][1], at), "service")
     assert 0.05 < errors["mistral-7b-fp16"] < 0.8 and errors["mistral-7b-awq"] == 0, errors
 
 
