@@ -37,6 +37,7 @@ def test_the_keda_trigger_reads_each_variants_own_queue(observed_fleet: Observed
         return bool(found) and float(found[0]["value"][1]) > threshold
 
     observed_fleet.wait_for("mistral-7b-awq's queue above the KEDA threshold", awq_over_threshold)
+    observed_fleet.wait_for("every variant scraped", lambda: all(observed_fleet.query(q) for q in queries.values()))
     for name, promql in queries.items():
         (sample,) = observed_fleet.query(promql)  # one number per variant: what KEDA divides by the threshold
         if name != "mistral-7b-awq":
