@@ -106,7 +106,7 @@ class ObservedFleet:
     def rules(self) -> list[dict[str, Any]]:
         return httpx.get(f"{self.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
 
-    def wait_for(self, what: str, check, timeout_s: float = 30.0) -> Any:
+    def wait_for(self, what: str, check, timeout_s: float = 60.0) -> Any:
         """Poll `check()` until it returns something truthy; fail naming `what` and the last value."""
         deadline, last = time.monotonic() + timeout_s, None
         while time.monotonic() < deadline:
