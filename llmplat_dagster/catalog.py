@@ -12,13 +12,25 @@ from collections.abc import Mapping
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from llmplat_dagster import yamlio
+from llmplat_dagster.capacity import Placement, Pool, capacity_problems
+from llmplat_dagster.gpu_fit import GIB, MemoryFit, memory_fit, memory_fit_errors
+from llmplat_dagster.overlays import (
+    KedaSpec,
+    NodePool,
+    OffHours,
+    Overlay,
+    PrometheusSpec,
+    ReplicaOverride,
+    Strict,
+)
 from llmplat_dagster.quantity import parse_quantity
+from llmplat_dagster.vllm_flags import check_extra_arg, conflicting
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # always fullmatch: `$` would accept "name\n"
 SHA = re.compile(r"[0-9a-f]{40}")
@@ -33,7 +45,6 @@ IMAGE = re.compile(
     rf"(?:{_COMPONENT}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
     r"(?:@sha256:[a-f0-9]{64})?"
 )
-GIB = 1024**3
 
 # vLLM `--quantization` values this platform knows how to size and serve. "none" renders no flag.
 QUANTIZATIONS: dict[str, float] = {
@@ -62,8 +73,7 @@ def dns1123_label(value: str) -> str:
     return value
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = Strict
 
 
 def _quantity_field(value: Any) -> str:
@@ -72,11 +82,16 @@ def _quantity_field(value: Any) -> str:
 
 
 class NodeSpec(_Strict):
+    """The GPU node type, and the GPU memory vLLM cannot give to weights or KV cache (see `memory_fit`)."""
+
     instance_type: str
     gpu: str
-    gpu_memory_gib: float = Field(gt=0)
+    gpu_memory_gib: float = Field(gt=0)  # what CUDA reports (torch total_memory), not the marketing size
     allocatable_cpu: str
     allocatable_memory: str
+    cuda_context_gib: float = Field(default=0.5, ge=0)  # created before vLLM's memory snapshot
+    cuda_graph_gib: float = Field(default=0.3, ge=0)  # captured after the KV cache is allocated
+    non_torch_gib: float = Field(default=0.05, ge=0)  # cuBLAS/NCCL buffers growing during the profile run
 
     _quantities = field_validator("allocatable_cpu", "allocatable_memory", mode="before")(_quantity_field)
 
@@ -88,6 +103,7 @@ class Architecture(_Strict):
     head_dim: int = Field(gt=0)
     vocab_size: int = Field(default=32000, gt=0)
     hidden_size: int = Field(default=4096, gt=0)
+    intermediate_size: int = Field(default=14336, gt=0)
 
     def kv_bytes_per_token(self, dtype: str) -> int:
         """K and V, every layer, every KV head (grouped-query attention keeps this small)."""
@@ -98,6 +114,18 @@ class Architecture(_Strict):
         params = self.params_billion * 1e9
         embed = 2 * self.vocab_size * self.hidden_size
         return (params - embed) * QUANTIZATIONS[quantization] + embed * 2.0
+
+    def activation_bytes(self, tokens: int, seqs: int, dtype: str) -> float:
+        """Peak of one profiling step: per token the residual, attention and MLP (gate, up, act) buffers of one
+        layer, plus float32 logits and probabilities for each sequence's sampled token."""
+        per_token = (4 * self.hidden_size + 3 * self.intermediate_size) * DTYPE_BYTES[dtype]
+        return tokens * per_token + seqs * self.vocab_size * 4 * 2
+
+    def lora_bytes(self, slots: int, rank: int, dtype: str) -> float:
+        """vLLM preallocates A and B for every LoRA slot on q, k, v, o, gate, up and down of every layer."""
+        h, kv, i = self.hidden_size, self.num_kv_heads * self.head_dim, self.intermediate_size
+        per_layer = 9 * h + 2 * kv + 3 * i  # sum of (in + out) over the seven projections
+        return slots * rank * self.num_layers * per_layer * DTYPE_BYTES[dtype]
 
 
 class Resources(_Strict):
@@ -167,6 +195,12 @@ class VariantSpec(_Strict):
     resources: Resources
     cache_size: str
     gated: bool = False
+    # vLLM knobs: eager mode skips CUDA graphs (less memory, slower decode); None leaves vLLM's default.
+    enforce_eager: bool = False
+    max_num_batched_tokens: int | None = Field(default=None, gt=0)
+    extra_args: tuple[Annotated[str, AfterValidator(check_extra_arg)], ...] = ()
+    # The alert rule "TTFT p95 over the SLO" fires above this (seconds, over 5 minutes, for 10 minutes).
+    ttft_p95_slo_s: float = Field(default=2.0, gt=0)
 
     _dns1123 = field_validator("name")(lambda value: dns1123_label(value))
 
@@ -223,9 +257,31 @@ class VariantSpec(_Strict):
             raise ValueError(f"image {value!r} must be pinned to a tag other than latest or a digest")
         return value
 
+    @field_validator("extra_args")
+    @classmethod
+    def _no_conflicts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        problems = conflicting(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _batch_holds_the_sequences(self) -> VariantSpec:
+        if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < self.max_num_seqs:
+            raise ValueError(
+                f"max_num_batched_tokens {self.max_num_batched_tokens} is below max_num_seqs {self.max_num_seqs}; "
+                "vLLM refuses to start"
+            )
+        return self
+
     @property
     def served_name(self) -> str:
         return self.served_model_name or self.name
+
+    @property
+    def served_names(self) -> list[str]:
+        """What vLLM answers to: the served name first (metrics carry it), then the Hugging Face id as an alias."""
+        return list(dict.fromkeys([self.served_name, self.model_id]))
 
     @property
     def pinned(self) -> bool:
@@ -240,10 +296,25 @@ class VariantSpec(_Strict):
 class Catalog(_Strict):
     namespace: str = "llm-baseline"
     node: NodeSpec
+    node_pools: dict[str, NodePool]
+    overlays: dict[str, Overlay]
     architectures: dict[str, Architecture]
     variants: tuple[VariantSpec, ...]
 
     _namespace = field_validator("namespace")(lambda value: dns1123_label(value))
+
+    @model_validator(mode="after")
+    def _name_overlays(self) -> Catalog:
+        for name, ov in self.overlays.items():
+            object.__setattr__(ov, "name", name)
+        return self
+
+    def overlay(self, name: str, variant: str | None = None) -> Overlay:
+        try:
+            ov = self.overlays[name]
+        except KeyError:
+            raise ValueError(f"unknown overlay {name!r}; the catalog has {sorted(self.overlays)}") from None
+        return ov.for_variant(variant) if variant else ov
 
     @cached_property
     def by_name(self) -> dict[str, VariantSpec]:
@@ -286,28 +357,6 @@ class Catalog(_Strict):
         return _validate(data, source="<overrides>", root=None)
 
 
-def memory_fit_errors(catalog: Catalog) -> list[str]:
-    """Weights + a full KV cache for max_num_seqs sequences of max_model_len must fit the GPU budget.
-
-    vLLM refuses to start (or preempts constantly) when they don't; the design document's 8192 x 64
-    example for FP16 on a T4 is exactly this mistake.
-    """
-    errors = []
-    for v in catalog.variants:
-        arch = catalog.architectures[v.architecture]
-        weights = arch.weight_bytes(v.quantization)
-        kv = arch.kv_bytes_per_token(v.dtype) * v.max_model_len * v.max_num_seqs
-        budget = catalog.node.gpu_memory_gib * GIB * v.gpu_memory_utilization
-        if weights + kv > budget:
-            errors.append(
-                f"variant {v.name!r}: weights {weights / GIB:.2f} GiB + KV cache {kv / GIB:.2f} GiB "
-                f"(max_model_len={v.max_model_len} x max_num_seqs={v.max_num_seqs}) exceed "
-                f"{budget / GIB:.2f} GiB ({catalog.node.gpu} {catalog.node.gpu_memory_gib} GiB x "
-                f"gpu_memory_utilization={v.gpu_memory_utilization}); lower max_model_len or max_num_seqs"
-            )
-    return errors
-
-
 def resource_fit_errors(catalog: Catalog) -> list[str]:
     """Requests above the node's allocatable never schedule; say so before the cluster does."""
     cpu = parse_quantity(catalog.node.allocatable_cpu)
@@ -323,6 +372,52 @@ def resource_fit_errors(catalog: Catalog) -> list[str]:
                     f"variant {v.name!r}: field 'resources.{field}' {request} exceeds the "
                     f"{catalog.node.instance_type} allocatable {have:g}"
                 )
+    return errors
+
+
+def placements(catalog: Catalog, overlay: str) -> list[Placement]:
+    ov = catalog.overlay(overlay)
+    low = 0 if ov.off_hours else None
+    return [
+        Placement(v.name, low if low is not None else o.replicas, o.max_replicas)
+        for v in catalog.variants
+        for o in [ov.for_variant(v.name)]
+    ]
+
+
+def overlay_errors(catalog: Catalog, source: str, root: yaml.Node | None) -> list[str]:
+    """Each overlay names a known pool and variants, its claims can follow its replicas, and it fits its pool."""
+
+    def at(*loc: Any) -> str:
+        line = _line_of(root, loc)
+        return f"{source}:{line}" if line else source
+
+    errors = []
+    for name, ov in catalog.overlays.items():
+        if ov.node_pool not in catalog.node_pools:
+            errors.append(
+                f"{at('overlays', name, 'node_pool')}: overlay {name!r}: field 'node_pool': unknown "
+                f"{ov.node_pool!r}; node_pools has {sorted(catalog.node_pools)}"
+            )
+            continue
+        for variant in ov.variants:
+            if variant not in catalog.by_name:
+                errors.append(
+                    f"{at('overlays', name, 'variants', variant)}: overlay {name!r}: field 'variants': unknown "
+                    f"variant {variant!r}; the catalog has {catalog.names}"
+                )
+        for v in catalog.variants:
+            o = ov.for_variant(v.name)
+            if o.cache_access_mode == "ReadWriteOnce" and o.max_replicas > 1:
+                errors.append(
+                    f"{at('overlays', name, 'cache_access_mode')}: overlay {name!r}: variant {v.name!r}: field "
+                    f"'cache_access_mode': ReadWriteOnce mounts on one node, but max_replicas {o.max_replicas} puts "
+                    "replicas on different nodes (anti-affinity); use ReadWriteMany or max_replicas 1"
+                )
+        pool = catalog.node_pools[ov.node_pool]
+        spec = Pool(ov.node_pool, pool.min_nodes, pool.max_nodes, pool.autoscaler)
+        for field, message in capacity_problems(name, spec, placements(catalog, name)):
+            errors.append(f"{at('overlays', name, field)}: {message}")
     return errors
 
 
@@ -382,6 +477,9 @@ def _describe(error: dict[str, Any], data: dict[str, Any], source: str, root: ya
         name = variants[loc[1]].get("name") if loc[1] < len(variants) else None
         subject = f"variant {name!r}" if name else f"variant #{loc[1] + 1}"
         field = ".".join(str(p) for p in loc[2:]) or "(entry)"
+    elif len(loc) >= 2 and loc[0] in ("overlays", "node_pools"):
+        subject = f"{'overlay' if loc[0] == 'overlays' else 'node pool'} {loc[1]!r}"
+        field = ".".join(str(p) for p in loc[2:]) or "(entry)"
     message = error["msg"].removeprefix("Value error, ")
     return f"{where}: {subject}: field {field!r}: {message}"
 
@@ -406,6 +504,7 @@ def _validate(data: dict[str, Any], source: str, root: yaml.Node | None) -> Cata
             problems.append(f"{source}: variant {v.name!r}: field 'architecture': unknown {v.architecture!r}")
     if not problems:
         problems += [f"{source}: {e}" for e in memory_fit_errors(catalog) + resource_fit_errors(catalog)]
+        problems += overlay_errors(catalog, source, root)
     if problems:
         raise CatalogError("invalid variant catalog:\n  " + "\n  ".join(problems))
     return catalog
@@ -445,3 +544,22 @@ def load_catalog(
     if revisions or image:
         catalog = catalog.with_overrides(revisions, image)
     return catalog
+
+
+__all__ = [
+    "GIB",
+    "Catalog",
+    "CatalogError",
+    "KedaSpec",
+    "MemoryFit",
+    "NodePool",
+    "OffHours",
+    "Overlay",
+    "PrometheusSpec",
+    "ReplicaOverride",
+    "VariantSpec",
+    "load_catalog",
+    "memory_fit",
+    "memory_fit_errors",
+    "parse_catalog",
+]

@@ -132,10 +132,18 @@ def _sources(args: argparse.Namespace) -> tuple[bool, Path]:
     return use_tree, args.dir or DEFAULT_TREE
 
 
+def _capacity(args: argparse.Namespace, objects: list, overlay: str) -> list[str]:
+    """Do the overlay's model servers fit the GPU node pool the catalog describes (one server per node)?"""
+    from llmplat_dagster.capacity import Pool, objects_capacity_problems
+
+    pools = {n: Pool(n, p.min_nodes, p.max_nodes, p.autoscaler) for n, p in _catalog(args).node_pools.items()}
+    return objects_capacity_problems(objects, pools, overlay)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from llmplat_dagster.k8s.render import render
     from llmplat_dagster.k8s.tree import build
-    from llmplat_dagster.k8s.validate import validate_objects
+    from llmplat_dagster.k8s.validate import Problem, validate_objects
 
     use_tree, tree = _sources(args)
     crds = _crds(args)
@@ -149,6 +157,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             objects = render(_catalog(args), name)
             origin = f"catalog render ({name})"
         problems = validate_objects(objects, crds, args.k8s_version)
+        problems += [Problem("Overlay", name, "replicas", m, origin) for m in _capacity(args, objects, name)]
         status = "ok" if not problems else f"{len(problems)} problem(s)"
         lines.append(f"{origin}: {len(objects)} objects, Kubernetes {args.k8s_version} strict + CRD schemas: {status}")
         lines += [f"  {p}" for p in problems]

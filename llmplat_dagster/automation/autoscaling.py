@@ -1,9 +1,12 @@
 """Autoscaling validation (design document section 6.3) as an object with injected replicas, load and time.
 
-The design's script sleeps a fixed 2 and 6 minutes and reads replicas once; this polls instead, so a pass
-reports how long scaling took and a failure reports what was observed until the window closed. The
-defaults mirror the design's KEDA ScaledObject (pollingInterval 15 s, cooldownPeriod 300 s, 2 minutes
-to scale up, 1 minute of margin for the scale-down itself); tests pass seconds and a fake clock.
+The design's script sleeps a fixed 2 and 6 minutes and reads `status.replicas` once, which counts Pending pods:
+"scaled up" could pass before any GPU node existed. This polls instead and judges READY replicas: a scale-up
+passes when more replicas are ready than before, and it records both when the autoscaler asked for them and
+when the capacity became ready (node provisioning plus the model's cold start). A scale-down passes when the
+autoscaler went back and the extra pods are gone. The scale-up window covers a new spot node and a 7.5-minute
+cold start; the scale-down window is the ScaledObject's HPA stabilization window (KEDA's cooldownPeriod only
+governs scaling to zero). Tests pass seconds and a fake clock.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from llmplat_dagster.k8s.cluster import ReplicaCounts
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,9 @@ class Step:
 class AutoscalingReport:
     steps: list[Step] = field(default_factory=list)
     passed: bool = False
-    samples: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, replicas)
+    samples: list[tuple[float, ReplicaCounts]] = field(default_factory=list)  # (seconds since start, counts)
+    scale_requested_s: float | None = None  # load start -> the autoscaler asked for more replicas
+    capacity_ready_s: float | None = None  # load start -> more replicas ready to serve
 
     def summary(self) -> str:
         lines = [f"autoscaling validation {'passed' if self.passed else 'FAILED'}"]
@@ -52,20 +59,20 @@ class AutoscalingCheck:
     whenever it was started, even when the scale-up check failed.
     """
 
-    read_replicas: Callable[[], int]
+    read_replicas: Callable[[], ReplicaCounts]
     start_load: Callable[[], Any]
     stop_load: Callable[[], Any]
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
-    scale_up_window_s: float = 120.0
-    cooldown_s: float = 300.0
+    scale_up_window_s: float = 900.0
+    scale_down_window_s: float = 300.0
     scale_down_margin_s: float = 60.0
     poll_s: float = 15.0
 
     def run(self) -> AutoscalingReport:
         report = AutoscalingReport()
         t0 = self.clock()
-        baseline: int | None = None
+        baseline: ReplicaCounts | None = None
 
         def step(name: str, body: Callable[[], str]) -> bool:
             started = self.clock()
@@ -82,7 +89,7 @@ class AutoscalingCheck:
             nonlocal baseline
             baseline = self.read_replicas()
             report.samples.append((self.clock() - t0, baseline))
-            return f"{baseline} replicas"
+            return f"{baseline.ready} ready of {baseline.desired} replicas"
 
         if not step("baseline", record_baseline) or baseline is None:
             return report
@@ -95,69 +102,88 @@ class AutoscalingCheck:
         report.passed = len(report.steps) == 5 and all(s.passed for s in report.steps)
         return report
 
-    def _scale_up(self, baseline: int, t0: float, report: AutoscalingReport) -> str:
+    def _scale_up(self, baseline: ReplicaCounts, t0: float, report: AutoscalingReport) -> str:
+        start = self.clock()
+
+        def done(counts: ReplicaCounts) -> bool:
+            if counts.desired > baseline.desired and report.scale_requested_s is None:
+                report.scale_requested_s = self.clock() - start
+            if counts.ready > baseline.ready:
+                report.capacity_ready_s = self.clock() - start
+                return True
+            return False
+
+        def asked() -> str:
+            if report.scale_requested_s is None:
+                return "the autoscaler never asked for more"
+            return f"asked for more after {report.scale_requested_s:.1f} s"
+
         return self._wait_for(
-            lambda r: r > baseline,
+            done,
             self.scale_up_window_s,
             t0,
             report,
-            success="scaled {baseline} -> {replicas} replicas after {elapsed:.1f} s (window {window:g} s)",
-            failure="no scale-up within {window:g} s: replicas stayed at {replicas} (baseline {baseline}, peak {peak})",
-            baseline=baseline,
+            success=lambda c, peak, elapsed: (
+                f"{baseline.ready} -> {c.ready} ready replicas after {elapsed:.1f} s ({asked()}; "
+                f"window {self.scale_up_window_s:g} s)"
+            ),
+            failure=lambda c, peak, elapsed: (
+                f"no more ready capacity within {self.scale_up_window_s:g} s: {asked()}; {c.desired} desired, "
+                f"{c.current} pods, {c.ready} ready (baseline {baseline.ready} ready, peak {peak} desired)"
+                if c
+                else f"no replica count read within {self.scale_up_window_s:g} s"
+            ),
+            peak=baseline.desired,
         )
 
-    def _scale_down(self, baseline: int, t0: float, report: AutoscalingReport) -> str:
+    def _scale_down(self, baseline: ReplicaCounts, t0: float, report: AutoscalingReport) -> str:
+        window = self.scale_down_window_s + self.scale_down_margin_s
+        why = f"stabilization window {self.scale_down_window_s:g} s + margin {self.scale_down_margin_s:g} s"
         return self._wait_for(
-            lambda r: r <= baseline,
-            self.cooldown_s + self.scale_down_margin_s,
+            lambda c: c.desired <= baseline.desired and c.current <= baseline.current,
+            window,
             t0,
             report,
-            success="back to {replicas} replicas after {elapsed:.1f} s (cooldown {cooldown:g} s + margin {margin:g} s)",
-            failure="no scale-down within {window:g} s (cooldown {cooldown:g} s + margin {margin:g} s): "
-            "{replicas} replicas, baseline {baseline}",
-            baseline=baseline,
+            success=lambda c, peak, elapsed: f"back to {c.desired} replicas after {elapsed:.1f} s ({why})",
+            failure=lambda c, peak, elapsed: (
+                f"no scale-down within {window:g} s ({why}): {c.desired} desired, {c.current} pods, "
+                f"baseline {baseline.desired}"
+                if c
+                else f"no replica count read within {window:g} s"
+            ),
+            peak=baseline.desired,
         )
 
     def _wait_for(
         self,
-        done: Callable[[int], bool],
+        done: Callable[[ReplicaCounts], bool],
         window_s: float,
         t0: float,
         report: AutoscalingReport,
         *,
-        success: str,
-        failure: str,
-        baseline: int,
+        success: Callable[[ReplicaCounts, int, float], str],
+        failure: Callable[[ReplicaCounts | None, int, float], str],
+        peak: int,
     ) -> str:
-        """Poll replicas every poll_s until `done` or the window closes; read errors are retried until then."""
+        """Poll the counts every poll_s until `done` or the window closes; read errors are retried until then."""
         start = self.clock()
         deadline = start + window_s
-        replicas: int | None = None
-        peak = baseline
+        counts: ReplicaCounts | None = None
         last_error: str | None = None
         while True:
             now = self.clock()
             try:
-                replicas = self.read_replicas()
+                counts = self.read_replicas()
                 last_error = None
-                report.samples.append((now - t0, replicas))
-                peak = max(peak, replicas)
+                report.samples.append((now - t0, counts))
+                peak = max(peak, counts.desired)
             except Exception as exc:  # noqa: BLE001 - the API server blips; keep polling until the window closes
                 last_error = f"{type(exc).__name__}: {exc}"
-            fields = {
-                "baseline": baseline,
-                "replicas": replicas,
-                "peak": peak,
-                "elapsed": self.clock() - start,
-                "window": window_s,
-                "cooldown": self.cooldown_s,
-                "margin": self.scale_down_margin_s,
-            }
-            if replicas is not None and last_error is None and done(replicas):
-                return success.format(**fields)
+            if counts is not None and last_error is None and done(counts):
+                return success(counts, peak, self.clock() - start)
             now = self.clock()
             if now >= deadline:
-                message = failure.format(**fields)
+                message = failure(counts, peak, self.clock() - start)
                 raise _StepFailed(f"{message}; last read failed: {last_error}" if last_error else message)
             self.sleep(max(0.0, min(self.poll_s, deadline - now)))
 

@@ -38,6 +38,15 @@ class RolloutResult:
     evictions: int  # spot interruptions seen while waiting
 
 
+@dataclass(frozen=True)
+class ReplicaCounts:
+    """A Deployment's replicas: asked for (spec), existing pods (status; Pending included), ready to serve."""
+
+    desired: int
+    current: int
+    ready: int
+
+
 @runtime_checkable
 class Cluster(Protocol):
     kind: str  # "kubernetes" | "dry-run"

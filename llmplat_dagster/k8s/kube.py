@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from llmplat_dagster.k8s.api_errors import describe_error, status_body
-from llmplat_dagster.k8s.cluster import ApplyResult, ClusterError, Obj, RolloutResult, object_ref
+from llmplat_dagster.k8s.cluster import ApplyResult, ClusterError, Obj, ReplicaCounts, RolloutResult, object_ref
 from llmplat_dagster.k8s.render import FIELD_MANAGER
 from llmplat_dagster.k8s.rollout_watch import ApiCalls, RolloutWatcher
 from llmplat_dagster.k8s.validate import BUILTIN_GROUPS
@@ -114,10 +114,16 @@ class KubernetesCluster:
                 self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def replicas(self, namespace: str, name: str) -> int:
-        """The Deployment's current pod count (status.replicas), what autoscaling validation watches move."""
+    def replica_counts(self, namespace: str, name: str) -> ReplicaCounts:
+        """Desired (spec), existing (status.replicas, which counts Pending pods) and ready replicas: autoscaling
+        validation judges the ready ones, so a scale-up without GPU capacity does not pass."""
         deploy = self.call(f"read Deployment/{namespace}/{name}", self.apps.read_namespaced_deployment, name, namespace)
-        return int((deploy.status and deploy.status.replicas) or 0)
+        status = deploy.status
+        return ReplicaCounts(
+            desired=int((deploy.spec and deploy.spec.replicas) or 0),
+            current=int((status and status.replicas) or 0),
+            ready=int((status and status.ready_replicas) or 0),
+        )
 
     # -- apply -----------------------------------------------------------------------------------------------
 

@@ -6,52 +6,38 @@ Deliberate departures from the design document (ARCHITECTURE.md lists its defect
 - rollouts never surge (maxSurge 0): every GPU node is taken by anti-affinity, a surge pod would pend;
 - resource requests fit a g4dn.xlarge's allocatable (the document's 4 CPU / 16Gi never schedule there);
 - metric names are vLLM's real, colon-named ones;
-- a preStop drain and a grace period that end inside the two-minute spot notice.
+- a preStop drain and a grace period that end inside the two-minute spot notice;
+- liveness on vLLM's `/health`, vLLM's compile caches on the model-cache volume, a PodDisruptionBudget per
+  variant, and KEDA scale-down governed by an HPA stabilization window (cooldownPeriod only covers scaling to
+  zero), with a fallback when Prometheus cannot be read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
-from llmplat_dagster.catalog import Catalog, VariantSpec
+from llmplat_dagster.capacity import NODE_POOL_ANNOTATION
+from llmplat_dagster.catalog import Catalog, Overlay, VariantSpec
+from llmplat_dagster.observability.queries import queue_query
 
 PORT = 8000
 FIELD_MANAGER = "llmplat-dagster"
 HF_SECRET = "hf-token"
 HF_SECRET_KEY = "HUGGING_FACE_HUB_TOKEN"
 CACHE_MOUNT = "/root/.cache/huggingface"
+# torch.compile, Triton and vLLM's own caches on the model-cache volume: a spot replacement reuses them
+# instead of compiling again on a new node.
+VLLM_CACHE = f"{CACHE_MOUNT}/vllm"
+TRITON_CACHE = f"{CACHE_MOUNT}/triton"
 ADAPTER_MOUNT = "/adapters"
 PART_OF = "llm-optimization-platform"
 # Spot nodes get a two-minute notice; the drain plus vLLM's shutdown must end well inside it.
 TERMINATION_GRACE_SECONDS = 90
 DRAIN_DEADLINE_SECONDS = 70
-QUEUE_METRIC = "vllm:num_requests_waiting"
 
 Obj = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Overlay:
-    """What differs between environments; everything else is the catalog."""
-
-    name: str
-    replicas: int
-    cache_access_mode: str
-    cache_storage_class: str
-    autoscaler: str  # "hpa" (CPU fallback, plumbing only) or "keda" (queue depth)
-    max_replicas: int
-    prometheus_address: str = "http://prometheus.observability.svc:9090"
-    servicemonitor_release: str = "prometheus"
-    queue_threshold: int = 5
-
-
-OVERLAYS: dict[str, Overlay] = {
-    "dev": Overlay("dev", 1, "ReadWriteOnce", "gp3", "hpa", max_replicas=2),
-    "prod": Overlay("prod", 2, "ReadWriteMany", "efs-sc", "keda", max_replicas=4),
-}
 
 # The drain: wait for endpoints to drop the pod, then for vLLM's running and waiting requests to finish.
 DRAIN_SCRIPT = f"""\
@@ -71,11 +57,8 @@ while time.time() < deadline:
 """
 
 
-def overlay(name: str) -> Overlay:
-    try:
-        return OVERLAYS[name]
-    except KeyError:
-        raise ValueError(f"unknown overlay {name!r}; expected one of {sorted(OVERLAYS)}") from None
+def overlay(catalog: Catalog, name: str) -> Overlay:
+    return catalog.overlay(name)
 
 
 def image_tag(image: str) -> str:
@@ -104,24 +87,34 @@ def selector(v: VariantSpec) -> dict[str, str]:
     return {"app.kubernetes.io/instance": v.name, "model-variant": v.name}
 
 
-def vllm_args(v: VariantSpec, port: int = PORT) -> list[str]:
-    """The `vllm serve` flags for one variant; `llmplat sim serve` accepts the same list."""
+def vllm_args(v: VariantSpec, port: int = PORT, otlp_traces_endpoint: str | None = None) -> list[str]:
+    """The `vllm serve` flags for one variant; `llmplat sim serve` accepts the same list.
+
+    The served name comes first (vLLM labels its metrics with it); the Hugging Face id follows as an alias, so
+    clients that name `mistralai/Mistral-7B-Instruct-v0.2` are served too.
+    """
     args = [
         "--model", v.model_id,
         "--revision", v.revision,
-        "--served-model-name", v.served_name,
+        "--served-model-name", *v.served_names,
         "--dtype", v.dtype,
         "--max-model-len", str(v.max_model_len),
         "--max-num-seqs", str(v.max_num_seqs),
         "--gpu-memory-utilization", f"{v.gpu_memory_utilization:g}",
     ]  # fmt: skip
+    if v.max_num_batched_tokens is not None:
+        args += ["--max-num-batched-tokens", str(v.max_num_batched_tokens)]
+    if v.enforce_eager:
+        args.append("--enforce-eager")
     if v.quantization != "none":
         args += ["--quantization", v.quantization]
     if v.lora.enabled:
         args += ["--enable-lora", "--max-loras", str(v.lora.max_loras), "--max-lora-rank", str(v.lora.max_lora_rank)]
         if v.lora.adapters:
             args += ["--lora-modules", *(f"{a.name}={ADAPTER_MOUNT}/{a.name}" for a in v.lora.adapters)]
-    return args + ["--host", "0.0.0.0", "--port", str(port)]
+    if otlp_traces_endpoint:
+        args += ["--otlp-traces-endpoint", otlp_traces_endpoint]
+    return args + [*v.extra_args, "--host", "0.0.0.0", "--port", str(port)]
 
 
 def _meta(name: str, namespace: str, lbls: dict[str, str]) -> Obj:
@@ -171,17 +164,22 @@ def cache_claim(catalog: Catalog, v: VariantSpec, ov: Overlay) -> Obj:
     }
 
 
-def _env() -> list[Obj]:
+def _env(v: VariantSpec | None = None, otlp: bool = False) -> list[Obj]:
     token = {"secretKeyRef": {"name": HF_SECRET, "key": HF_SECRET_KEY}}
     field = lambda path: {"fieldRef": {"fieldPath": path}}  # noqa: E731
-    return [
+    env = [
         {"name": "HF_TOKEN", "valueFrom": token},
         {"name": HF_SECRET_KEY, "valueFrom": token},
         {"name": "HF_HOME", "value": CACHE_MOUNT},
+        {"name": "VLLM_CACHE_ROOT", "value": VLLM_CACHE},
+        {"name": "TRITON_CACHE_DIR", "value": TRITON_CACHE},
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
         {"name": "POD_NAME", "valueFrom": field("metadata.name")},
         {"name": "POD_UID", "valueFrom": field("metadata.uid")},
     ]
+    if otlp and v is not None:
+        env.append({"name": "OTEL_SERVICE_NAME", "value": v.name})
+    return env
 
 
 def _probe(path: str, period: int, timeout: int, failures: int) -> Obj:
@@ -191,6 +189,12 @@ def _probe(path: str, period: int, timeout: int, failures: int) -> Obj:
         "timeoutSeconds": timeout,
         "failureThreshold": failures,
     }
+
+
+# vLLM's image runs as root and writes its caches under /root: the container keeps uid 0 and a writable root
+# filesystem, but loses every capability, privilege escalation and unconfined syscalls (README, "Production").
+POD_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]}}
 
 
 def _resources(v: VariantSpec) -> Obj:
@@ -216,6 +220,7 @@ def _adapter_init(v: VariantSpec) -> list[Obj]:
             "image": v.image,
             "command": ["python3", "-c", f"from huggingface_hub import snapshot_download; {calls}"],
             "env": _env()[:3],
+            "securityContext": CONTAINER_SECURITY,
             "volumeMounts": [{"name": "adapters", "mountPath": ADAPTER_MOUNT}],
         }
     ]
@@ -235,19 +240,22 @@ def deployment(catalog: Catalog, v: VariantSpec, ov: Overlay) -> Obj:
         "name": "vllm",
         "image": v.image,
         "imagePullPolicy": "IfNotPresent",
-        "args": vllm_args(v),
+        "args": vllm_args(v, otlp_traces_endpoint=ov.otlp_traces_endpoint),
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-        "env": _env(),
+        "env": _env(v, otlp=bool(ov.otlp_traces_endpoint)),
         "resources": _resources(v),
         "volumeMounts": mounts,
-        # The design document's probes: startup gates the 7.5-minute cold start.
+        # Startup gates the 7.5-minute cold start; readiness asks for the model list; liveness asks vLLM's
+        # /health, which fails when the engine is dead (a /metrics page can outlive it).
         "startupProbe": _probe("/v1/models", period=5, timeout=5, failures=90),
         "readinessProbe": _probe("/v1/models", period=5, timeout=2, failures=12),
-        "livenessProbe": _probe("/metrics", period=15, timeout=2, failures=6),
+        "livenessProbe": _probe("/health", period=15, timeout=5, failures=6),
         "lifecycle": {"preStop": {"exec": {"command": ["python3", "-c", DRAIN_SCRIPT]}}},
+        "securityContext": CONTAINER_SECURITY,
     }
     pod_spec = {
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "securityContext": POD_SECURITY,
         "nodeSelector": {"nvidia.com/gpu.present": "true"},
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         "affinity": {
@@ -283,7 +291,11 @@ def deployment(catalog: Catalog, v: VariantSpec, ov: Overlay) -> Obj:
         "kind": "Deployment",
         "metadata": {
             **_meta(v.name, catalog.namespace, lbls),
-            "annotations": {"llmplat/model-id": v.model_id, "llmplat/model-revision": v.revision},
+            "annotations": {
+                "llmplat/model-id": v.model_id,
+                "llmplat/model-revision": v.revision,
+                NODE_POOL_ANNOTATION: ov.node_pool,
+            },
         },
         "spec": {
             "replicas": ov.replicas,
@@ -320,26 +332,47 @@ def service(catalog: Catalog, v: VariantSpec) -> Obj:
     }
 
 
-def service_monitor(catalog: Catalog, ov: Overlay) -> Obj:
+def disruption_budget(catalog: Catalog, v: VariantSpec) -> Obj:
+    """At most one pod of a variant drained at a time (node upgrades, consolidation); a crash-looping pod
+    does not block a drain (unhealthyPodEvictionPolicy)."""
     return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": {
-            "name": "vllm",
-            "namespace": catalog.namespace,
-            "labels": {"app.kubernetes.io/part-of": PART_OF, "release": ov.servicemonitor_release},
-        },
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(v.name, catalog.namespace, labels(v)),
         "spec": {
-            "selector": {"matchLabels": {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/part-of": PART_OF}},
-            "namespaceSelector": {"matchNames": [catalog.namespace]},
-            "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector(v)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
     }
 
 
-def queue_query(catalog: Catalog, v: VariantSpec) -> str:
-    """The PromQL the KEDA trigger reads; the golden metric-contract check asks for the same series."""
-    return f'sum({QUEUE_METRIC}{{namespace="{catalog.namespace}",model_name="{v.served_name}"}})'
+def _keda_triggers(catalog: Catalog, v: VariantSpec, ov: Overlay) -> list[Obj]:
+    triggers = [
+        {
+            "type": "prometheus",
+            "metadata": {
+                "serverAddress": ov.prometheus.address,
+                "query": queue_query(catalog, v),
+                "threshold": str(ov.keda.queue_threshold),
+            },
+        }
+    ]
+    if ov.off_hours:
+        # Inside the window KEDA holds the working replicas; outside it, an idle variant goes to zero.
+        window = ov.off_hours
+        triggers.append(
+            {
+                "type": "cron",
+                "metadata": {
+                    "timezone": window.timezone,
+                    "start": window.start,
+                    "end": window.end,
+                    "desiredReplicas": str(ov.replicas),
+                },
+            }
+        )
+    return triggers
 
 
 def autoscaler(catalog: Catalog, v: VariantSpec, ov: Overlay) -> Obj:
@@ -361,43 +394,75 @@ def autoscaler(catalog: Catalog, v: VariantSpec, ov: Overlay) -> Obj:
                 ],
             },
         }
+    keda = ov.keda
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
         "metadata": _meta(v.name, catalog.namespace, labels(v)),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": v.name},
-            "minReplicaCount": ov.replicas,
+            "scaleTargetRef": target,
+            "minReplicaCount": 0 if ov.off_hours else ov.replicas,
             "maxReplicaCount": ov.max_replicas,
-            "cooldownPeriod": 300,
-            "pollingInterval": 15,
-            "triggers": [
-                {
-                    "type": "prometheus",
-                    "metadata": {
-                        "serverAddress": ov.prometheus_address,
-                        "query": queue_query(catalog, v),
-                        "threshold": str(ov.queue_threshold),
-                    },
+            "pollingInterval": keda.polling_interval_s,
+            # KEDA applies cooldownPeriod only when scaling to zero; the HPA behaviour below paces the rest.
+            "cooldownPeriod": keda.cooldown_s,
+            # Prometheus unreadable: hold at least the working replicas instead of guessing from no data.
+            "fallback": {
+                "failureThreshold": keda.fallback_failures,
+                "replicas": ov.replicas,
+                "behavior": "currentReplicasIfHigher",
+            },
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {
+                        "scaleUp": {
+                            "stabilizationWindowSeconds": keda.scale_up_stabilization_s,
+                            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+                        },
+                        # One model server at a time, after the queue stayed low for the whole window.
+                        "scaleDown": {
+                            "stabilizationWindowSeconds": keda.scale_down_stabilization_s,
+                            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}],
+                        },
+                    }
                 }
-            ],
+            },
+            "triggers": _keda_triggers(catalog, v, ov),
         },
     }
 
 
 def render_variant(catalog: Catalog, v: VariantSpec, overlay_name: str) -> list[Obj]:
-    ov = overlay(overlay_name)
-    return [cache_claim(catalog, v, ov), deployment(catalog, v, ov), service(catalog, v), autoscaler(catalog, v, ov)]
+    ov = catalog.overlay(overlay_name, v.name)
+    return [
+        cache_claim(catalog, v, ov),
+        deployment(catalog, v, ov),
+        service(catalog, v),
+        disruption_budget(catalog, v),
+        autoscaler(catalog, v, ov),
+    ]
+
+
+def shared_objects(catalog: Catalog, overlay_name: str) -> list[Obj]:
+    """What every variant shares and an admin applies once: namespace, scrape config, alerts, dashboard."""
+    from llmplat_dagster.k8s.monitoring import dashboard_config_map, prometheus_rule, service_monitor
+
+    ov = catalog.overlay(overlay_name)
+    return [
+        namespace(catalog),
+        service_monitor(catalog, ov),
+        prometheus_rule(catalog, ov),
+        dashboard_config_map(catalog),
+    ]
 
 
 def render(catalog: Catalog, overlay_name: str) -> list[Obj]:
     """Every object of one overlay, in apply order (namespace and claims before their users)."""
-    ov = overlay(overlay_name)
-    objects = [namespace(catalog)]
+    shared = shared_objects(catalog, overlay_name)
+    objects = shared[:1]
     for v in catalog.variants:
         objects += render_variant(catalog, v, overlay_name)
-    objects.append(service_monitor(catalog, ov))
-    return objects
+    return objects + shared[1:]
 
 
 def content_hash(objects: list[Obj]) -> str:

@@ -3,6 +3,8 @@
 Built-in kinds go through `kubernetes-validate` in strict mode (unknown fields are errors) for a stated
 Kubernetes version. Custom resources (ServiceMonitor, ScaledObject) are checked against their CRD's
 `openAPIV3Schema`, read from a CRD folder or from the cluster: the project does not vendor upstream CRDs.
+A PrometheusRule without a loaded CRD is checked by the project itself (k8s/promrules.py: structure, then
+`promtool check rules`), and said so; a check that could not run is a problem marked `unverified`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from llmplat_dagster import yamlio
 from llmplat_dagster.catalog import DNS1123_LABEL
+from llmplat_dagster.k8s import promrules
 from llmplat_dagster.k8s.render import Obj
 
 DEFAULT_K8S_VERSION = "1.31"  # EKS standard support; kubernetes-validate ships schemas up to 1.37
@@ -28,6 +31,7 @@ class Problem:
     path: str
     message: str
     source: str = ""
+    unverified: bool = False  # could not be checked (no CRD schema, no promtool): not a pass, not a defect
 
     def __str__(self) -> str:
         where = f"{self.source}: " if self.source else ""
@@ -120,7 +124,7 @@ class CrdSchemas:
         return self.schemas.get(key), self.sources.get(key, "")
 
 
-def _path(error) -> str:
+def error_path(error) -> str:
     """A jsonschema / kubernetes-validate error's location as `spec.template.containers[0].image`."""
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
 
@@ -138,11 +142,17 @@ def validate_object(
         try:
             kubernetes_validate.validate(obj, k8s_version, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            return [Problem(kind, name, _path(exc), exc.message, source)]
+            return [Problem(kind, name, error_path(exc), exc.message, source)]
         except kubernetes_validate.SchemaNotFoundError as exc:
             return [Problem(kind, name, "apiVersion", exc.message, source)]
         return []
     schema, _ = crds.lookup(obj)
+    own: list[Problem] = []
+    if (_group(obj.get("apiVersion", "")), kind) == promrules.KIND:
+        found, unverified = promrules.rule_problems(obj, structural=schema is None)
+        own = [Problem(kind, name, path, message, source, unverified) for path, message in found]
+        if schema is None:
+            return own
     if schema is None:
         known = ", ".join(sorted(f"{g}/{v} {k}" for g, v, k in crds.schemas)) or "none"
         return [
@@ -153,13 +163,14 @@ def validate_object(
                 f"no CRD schema for {obj.get('apiVersion')} {kind} (loaded: {known}); "
                 "pass --crd-dir DIR or --crds-from-cluster",
                 source,
+                unverified=True,
             )
         ]
     validator = jsonschema.Draft202012Validator(schema)
     return [
-        Problem(kind, name, _path(e), e.message, source)
+        Problem(kind, name, error_path(e), e.message, source)
         for e in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
-    ]
+    ] + own
 
 
 def supported_k8s_versions() -> list[str]:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -252,6 +253,31 @@ def _maybe_exit(sim: SimState) -> None:
         sim.on_exhausted()
 
 
+# Routes vLLM's instrumentator leaves uncounted.
+_UNCOUNTED = ("/metrics", "/health", "/load", "/ping", "/version", "/server_info")
+
+
+class _CountRequests:
+    """Counts every answered request into `http_requests_total` as vLLM's API server does."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] in _UNCOUNTED:
+            await self.app(scope, receive, send)
+            return
+
+        async def counting_send(message) -> None:
+            if message["type"] == "http.response.start":
+                route = next((r.path for r in scope["app"].routes if r.matches(scope)[0].name == "FULL"), "none")
+                status = f"{str(message['status'])[0]}xx"
+                scope["app"].state.sim.metrics.http_requests.labels(scope["method"], status, route).inc()
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return exc.response()
@@ -275,7 +301,7 @@ def create_app(
         Route("/sim/requests", timings),
         Route("/sim/requests/{request_id}", timings),
     ]
-    app = Starlette(routes=routes, exception_handlers={ApiError: _api_error})
+    app = Starlette(routes=routes, exception_handlers={ApiError: _api_error}, middleware=[Middleware(_CountRequests)])
     app.state.sim = SimState(config, clock, knowledge)
     return app
 

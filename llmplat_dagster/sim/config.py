@@ -11,6 +11,8 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+from llmplat_dagster.vllm_flags import EXTRA_FLAGS
+
 log = logging.getLogger("llmplat.sim")
 
 
@@ -164,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--lora-modules", nargs="+", default=[])
     v.add_argument("--host", default="127.0.0.1")
     v.add_argument("--port", type=int, default=8000)
+    # Flags the rendered Deployment may pass that change nothing the simulator models: accepted, not warned about.
+    v.add_argument("--enforce-eager", action="store_true")
+    v.add_argument("--max-num-batched-tokens", type=int, default=None)
+    v.add_argument("--otlp-traces-endpoint", default=None)
+    for flag, spec in EXTRA_FLAGS.items():
+        v.add_argument(flag, action="store_true") if spec.kind == "bool" else v.add_argument(flag, default=None)
     s = p.add_argument_group("simulator flags")
     s.add_argument("--sim-seed", type=int, default=0, help="seed of the reference text and fault draws")
     s.add_argument("--sim-time-scale", type=float, default=1.0, help="multiply every latency (0.02 = 50x)")

@@ -46,6 +46,14 @@ class SimMetrics:
             registry=r,
         )
         self._model = model_name
+        # vLLM's API server also counts HTTP requests (prometheus-fastapi-instrumentator: by method, status
+        # grouped as 2xx/4xx/5xx, and route); the 5xx-ratio panel and alert read it.
+        self.http_requests = Counter(
+            "http_requests",
+            "Total number of requests by method, status and handler.",
+            ["method", "status", "handler"],
+            registry=r,
+        )
 
         def hist(name: str, doc: str, buckets: tuple) -> Histogram:
             return Histogram(name, doc, lab, buckets=buckets, registry=r).labels(model_name)

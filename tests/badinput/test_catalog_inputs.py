@@ -116,7 +116,7 @@ CASES = [
     ("quantization-unknown", "quantization: none", "quantization: int3", "unknown quantization 'int3'", "int3"),
     ("dtype-unknown", "dtype: half ", "dtype: fp4 ", "field 'dtype'", "dtype: fp4"),
     ("max-model-len-zero", "max_model_len: 1024", "max_model_len: 0", "greater than 0", "max_model_len: 0"),
-    ("max-num-seqs-negative", "max_num_seqs: 4\n", "max_num_seqs: -1\n", "greater than 0", "max_num_seqs: -1"),
+    ("max-num-seqs-negative", "max_num_seqs: 2\n", "max_num_seqs: -1\n", "greater than 0", "max_num_seqs: -1"),
     (
         "gpu-util-above-one",
         "gpu_memory_utilization: 0.95",
@@ -146,7 +146,13 @@ CASES = [
         "not a Hugging Face repo id",
         "not a repo id",
     ),
-    ("fp16-too-long", "max_model_len: 1024", "max_model_len: 4096", "exceed", None),
+    (
+        "fp16-too-long",
+        "max_model_len: 1024",
+        "max_model_len: 4096",
+        "KV cache for max_num_seqs=2 x max_model_len=4096",
+        None,
+    ),
     (
         "adapter-bad-name",
         "- name: chat-de",
@@ -166,7 +172,7 @@ CASES += [
 WHOLE = [
     ("empty-file", "", "the catalog must be a mapping"),
     ("a-list", "- name: x\n", "the catalog must be a mapping"),
-    ("no-variants", BASE[: BASE.index("variants:")] + "variants: []\n", "no variants to serve"),
+    ("no-variants", BASE[: BASE.index("\nvariants:")] + "\nvariants: []\n", "no variants to serve"),
     ("no-node", BASE.replace("node:", "nodes:"), "field 'node'"),
 ]
 

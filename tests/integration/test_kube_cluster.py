@@ -58,7 +58,8 @@ def variant_objects(overlay: str) -> list[dict]:
 
 
 async def test_apply_sends_server_side_apply_for_every_kind(kmock, api, clock):
-    objects = variant_objects("dev") + [variant_objects("prod")[-1]]  # PVC, Deployment, Service, HPA, ScaledObject
+    # PVC, Deployment, Service, PDB, HPA, ScaledObject
+    objects = variant_objects("dev") + [variant_objects("prod")[-1]]
     result = await asyncio.to_thread(make_cluster(api, clock).apply, objects, variant=NAME)
 
     assert result.applied and not result.conflicts
@@ -66,6 +67,7 @@ async def test_apply_sends_server_side_apply_for_every_kind(kmock, api, clock):
         f"PersistentVolumeClaim/{NS}/hf-cache-{NAME}",
         f"Deployment/{NS}/{NAME}",
         f"Service/{NS}/{NAME}",
+        f"PodDisruptionBudget/{NS}/{NAME}",
         f"HorizontalPodAutoscaler/{NS}/{NAME}",
         f"ScaledObject/{NS}/{NAME}",
     ]
@@ -75,6 +77,7 @@ async def test_apply_sends_server_side_apply_for_every_kind(kmock, api, clock):
         f"/api/v1/namespaces/{NS}/persistentvolumeclaims/hf-cache-{NAME}",
         f"/apis/apps/v1/namespaces/{NS}/deployments/{NAME}",
         f"/api/v1/namespaces/{NS}/services/{NAME}",
+        f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/{NAME}",
         f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/{NAME}",
         f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledobjects/{NAME}",  # custom object path
     ]
@@ -126,7 +129,7 @@ async def test_conflict_is_reported_not_forced(kmock, api, clock):
     kmock["patch", kmock.resource("apps", "v1", "deployments")] << conflict_unless_forced
     result = await asyncio.to_thread(make_cluster(api, clock).apply, variant_objects("dev"), variant=NAME)
     assert result.conflicts == [f"Deployment/{NS}/{NAME}: .spec.replicas is owned by kubectl-edit"]
-    assert f"Deployment/{NS}/{NAME}" not in result.objects and len(result.objects) == 3
+    assert f"Deployment/{NS}/{NAME}" not in result.objects and len(result.objects) == 4
     assert "1 conflict(s) not forced" in result.message
 
 

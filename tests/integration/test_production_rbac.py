@@ -73,7 +73,7 @@ async def run_pod_calls(server: FakeKubeApi, crd_dir: Path) -> list[rbac.Access]
     selection = [k for k in job.asset_layer.selected_asset_keys if k.path[-1] in ("manifests", "deployment")]
     result = await asyncio.to_thread(job.execute_in_process, asset_selection=selection, raise_on_error=True)
     assert result.success
-    assert len([r for r in list(server) if r.method == kmock.method.PATCH]) == 16  # 4 variants x 4 objects
+    assert len([r for r in list(server) if r.method == kmock.method.PATCH]) == 20  # 4 variants x 5 objects
 
     name, clock = "mistral-7b-awq", FakeClock()
     crashing = pod(
@@ -91,8 +91,8 @@ async def run_pod_calls(server: FakeKubeApi, crd_dir: Path) -> list[rbac.Access]
     cluster = KubernetesCluster(api_client_for(server), sleep=clock.sleep, clock=clock)
     rollout = await asyncio.to_thread(cluster.wait_for_rollout, NS, name, timeout_s=600)
     assert rollout.reason == "CrashLoopBackOff" and "CUDA out of memory" in rollout.message  # logs were read
-    for variant in load_catalog().names:  # autoscaling_validation_job's replica count; its variant is run config
-        await asyncio.to_thread(cluster.replicas, NS, variant)
+    for variant in load_catalog().names:  # autoscaling_validation_job's ready replicas; its variant is run config
+        await asyncio.to_thread(cluster.replica_counts, NS, variant)
     return recorded(server)
 
 

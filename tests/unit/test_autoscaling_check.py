@@ -5,14 +5,19 @@ from __future__ import annotations
 import pytest
 
 from llmplat_dagster.automation.autoscaling import AutoscalingCheck
+from llmplat_dagster.k8s.cluster import ReplicaCounts
 
 
 class FakeCluster:
-    """Replicas as a function of time since the load started or stopped; sleep advances the clock."""
+    """Replicas as a function of time since the load started or stopped; sleep advances the clock.
 
-    def __init__(self, baseline=1, up_after=None, peak=2, down_after=None, errors_at=()):
+    The autoscaler asks for `peak` replicas `up_after` s into the load; they become ready `ready_after` s later
+    (a new node and the model's cold start), or never when `pending` (no GPU node to schedule on)."""
+
+    def __init__(self, baseline=1, up_after=None, peak=2, down_after=None, errors_at=(), ready_after=0, pending=False):
         self.now = 1000.0
         self.baseline, self.up_after, self.peak, self.down_after = baseline, up_after, peak, down_after
+        self.ready_after, self.pending = ready_after, pending
         self.load_started = self.load_stopped = None
         self.errors_at = set(errors_at)
         self.reads = 0
@@ -25,7 +30,7 @@ class FakeCluster:
         assert seconds >= 0
         self.now += seconds
 
-    def replicas(self) -> int:
+    def replicas(self) -> ReplicaCounts:
         self.reads += 1
         if self.reads in self.errors_at:
             raise ConnectionError("apiserver blip")
@@ -36,7 +41,10 @@ class FakeCluster:
         )
         if self.load_stopped is not None and scaled:
             scaled = self.down_after is None or self.now - self.load_stopped < self.down_after
-        return self.peak if scaled else self.baseline
+        if not scaled:
+            return ReplicaCounts(self.baseline, self.baseline, self.baseline)
+        capacity = not self.pending and self.now - self.load_started - self.up_after >= self.ready_after
+        return ReplicaCounts(self.peak, self.peak, self.peak if capacity else self.baseline)
 
     def start(self) -> None:
         self.events.append("start")
@@ -47,7 +55,7 @@ class FakeCluster:
         self.load_stopped = self.now
 
     def check(self, **kw) -> AutoscalingCheck:
-        windows = {"scale_up_window_s": 120, "cooldown_s": 300, "scale_down_margin_s": 60, "poll_s": 15, **kw}
+        windows = {"scale_up_window_s": 120, "scale_down_window_s": 300, "scale_down_margin_s": 60, "poll_s": 15, **kw}
         return AutoscalingCheck(self.replicas, self.start, self.stop, self.clock, self.sleep, **windows)
 
 
@@ -60,14 +68,15 @@ def test_scale_up_then_down_passes_with_timings():
     report = cluster.check().run()
     steps = _steps(report)
     assert report.passed and list(steps) == ["baseline", "start_load", "scale_up", "stop_load", "scale_down"]
-    assert steps["baseline"].detail == "1 replicas"
-    assert steps["scale_up"].detail == "scaled 1 -> 3 replicas after 45.0 s (window 120 s)"  # polled every 15 s
+    assert steps["baseline"].detail == "1 ready of 1 replicas"
+    # polled every 15 s
+    assert steps["scale_up"].detail == "1 -> 3 ready replicas after 45.0 s (asked for more after 45.0 s; window 120 s)"
     assert steps["scale_up"].seconds == 45.0 and steps["scale_up"].started_s == 0.0
     assert steps["stop_load"].started_s == 45.0
-    assert steps["scale_down"].detail == "back to 1 replicas after 315.0 s (cooldown 300 s + margin 60 s)"
+    assert steps["scale_down"].detail == ("back to 1 replicas after 315.0 s (stabilization window 300 s + margin 60 s)")
     assert steps["scale_down"].started_s == 45.0 and steps["scale_down"].seconds == 315.0
     assert cluster.events == ["start", "stop"]
-    assert (0.0, 1) in report.samples and (45.0, 3) in report.samples
+    assert (0.0, ReplicaCounts(1, 1, 1)) in report.samples and (45.0, ReplicaCounts(3, 3, 3)) in report.samples
     assert "passed" in report.summary()
 
 
@@ -77,7 +86,10 @@ def test_no_scale_up_fails_with_the_window_and_still_stops_the_load():
     steps = _steps(report)
     assert not report.passed and cluster.events == ["start", "stop"]
     assert not steps["scale_up"].passed and steps["scale_up"].seconds == 30.0
-    assert steps["scale_up"].detail == "no scale-up within 30 s: replicas stayed at 2 (baseline 2, peak 2)"
+    assert steps["scale_up"].detail == (
+        "no more ready capacity within 30 s: the autoscaler never asked for more; 2 desired, 2 pods, 2 ready "
+        "(baseline 2 ready, peak 2 desired)"
+    )
     assert steps["scale_down"].passed  # nothing to undo, and honest about it: replicas <= baseline
     assert "FAIL scale_up" in report.summary()
 
@@ -90,17 +102,19 @@ def test_scale_up_after_the_window_is_a_failure():
 
 def test_no_scale_down_fails_after_cooldown_plus_margin():
     cluster = FakeCluster(baseline=1, up_after=0, peak=2, down_after=None)
-    report = cluster.check(cooldown_s=5, scale_down_margin_s=1, poll_s=2).run()
+    report = cluster.check(scale_down_window_s=5, scale_down_margin_s=1, poll_s=2).run()
     steps = _steps(report)
     assert steps["scale_up"].passed and steps["scale_up"].seconds == 0.0
     assert not steps["scale_down"].passed and steps["scale_down"].seconds == 6.0
-    assert steps["scale_down"].detail == "no scale-down within 6 s (cooldown 5 s + margin 1 s): 2 replicas, baseline 1"
+    assert steps["scale_down"].detail == (
+        "no scale-down within 6 s (stabilization window 5 s + margin 1 s): 2 desired, 2 pods, baseline 1"
+    )
     assert not report.passed
 
 
 def test_scale_down_inside_the_margin_passes():
     cluster = FakeCluster(up_after=0, down_after=64)
-    report = cluster.check(cooldown_s=60, scale_down_margin_s=10, poll_s=4).run()
+    report = cluster.check(scale_down_window_s=60, scale_down_margin_s=10, poll_s=4).run()
     assert report.passed and _steps(report)["scale_down"].seconds == 64.0
 
 
@@ -150,3 +164,24 @@ def test_a_stop_that_fails_skips_the_scale_down_check():
     report = AutoscalingCheck(cluster.replicas, cluster.start, broken, cluster.clock, cluster.sleep, poll_s=1).run()
     assert [s.name for s in report.steps] == ["baseline", "start_load", "scale_up", "stop_load"]
     assert not report.passed
+
+
+def test_replicas_asked_for_but_pending_are_not_a_scale_up():
+    """status.replicas counts Pending pods; judging it, this run would pass with no GPU node in sight."""
+    cluster = FakeCluster(baseline=1, up_after=30, peak=3, down_after=0, pending=True)
+    report = cluster.check(scale_up_window_s=300, poll_s=15).run()
+    steps = _steps(report)
+    assert not steps["scale_up"].passed and not report.passed
+    assert steps["scale_up"].detail == (
+        "no more ready capacity within 300 s: asked for more after 30.0 s; 3 desired, 3 pods, 1 ready "
+        "(baseline 1 ready, peak 3 desired)"
+    )
+    assert report.scale_requested_s == 30.0 and report.capacity_ready_s is None
+
+
+def test_time_to_ready_capacity_is_recorded_apart_from_the_scale_request():
+    cluster = FakeCluster(baseline=2, up_after=30, peak=3, down_after=30, ready_after=420)  # a node + a cold start
+    report = cluster.check(scale_up_window_s=900, poll_s=15).run()
+    assert report.passed
+    assert (report.scale_requested_s, report.capacity_ready_s) == (30.0, 450.0)
+    assert "2 -> 3 ready replicas after 450.0 s (asked for more after 30.0 s; window 900 s)" in report.summary()

@@ -14,7 +14,7 @@ from llmplat_dagster.cli import main
 def test_render_then_diff_then_drift(tmp_path: Path, capsys):
     out = tmp_path / "manifests"
     assert main(["manifests", "render", "--out", str(out)]) == 0
-    assert "rendered 30 files" in capsys.readouterr().out
+    assert "rendered 32 files" in capsys.readouterr().out
     assert main(["manifests", "diff", "--dir", str(out)]) == 0
     assert "matches the catalog" in capsys.readouterr().out
 
@@ -30,8 +30,39 @@ def test_validate_both_overlays_with_crds(tmp_path: Path, crd_dir: Path, capsys)
     capsys.readouterr()
     assert main(["manifests", "validate", "--dir", str(out), "--crd-dir", str(crd_dir)]) == 0
     text = capsys.readouterr().out
-    assert f"{out}/overlays/dev: 18 objects, Kubernetes 1.31 strict + CRD schemas: ok" in text
-    assert f"{out}/overlays/prod: 18 objects, Kubernetes 1.31 strict + CRD schemas: ok" in text
+    assert f"{out}/overlays/dev: 24 objects, Kubernetes 1.31 strict + CRD schemas: ok" in text
+    assert f"{out}/overlays/prod: 24 objects, Kubernetes 1.31 strict + CRD schemas: ok" in text
+
+
+def test_validate_judges_a_tree_scaled_past_its_node_pool(tmp_path: Path, crd_dir: Path, capsys):
+    out = tmp_path / "m"
+    main(["manifests", "render", "--out", str(out)])
+    scaled = out / "overlays" / "prod" / "scaledobject-mistral-7b-awq.yaml"
+    scaled.write_text(scaled.read_text().replace("maxReplicaCount: 3", "maxReplicaCount: 6"))
+    capsys.readouterr()
+    assert main(["manifests", "validate", "--dir", str(out), "--overlay", "prod", "--crd-dir", str(crd_dir)]) == 1
+    assert (
+        "Overlay/prod: at replicas: overlay 'prod': field 'max_replicas': 15 model servers at full scale "
+        "(mistral-7b-awq 6, mistral-7b-fp16 3, mistral-7b-lora 3, mistral-7b-judge 3) need 15 GPU nodes (one server "
+        "per node by anti-affinity), but node pool 'gpu-spot' has at most 12 (max_nodes)"
+    ) in capsys.readouterr().out
+
+
+def test_validate_checks_alert_rules_with_promtool(tmp_path: Path, crd_dir: Path, capsys):
+    """No upstream CRD for PrometheusRule is loaded: the project's own check runs promtool on the rules."""
+    out = tmp_path / "m"
+    main(["manifests", "render", "--out", str(out)])
+    rules = out / "base" / "prometheusrule-vllm.yaml"
+    text = rules.read_text()
+    rules.write_text(text.replace("> 0.05", "> > 0.05", 1))
+    capsys.readouterr()
+    assert main(["manifests", "validate", "--dir", str(out), "--overlay", "dev", "--crd-dir", str(crd_dir)]) == 1
+    printed = capsys.readouterr().out
+    assert "PrometheusRule/vllm: at spec.groups[0].rules[1]: checked by promtool: " in printed
+    assert 'group "llmplat-vllm", rule 2, "VllmErrorRatioHigh": could not parse expression' in printed
+    rules.write_text(text.replace("for: 5m", "for: 5 minutes", 1))
+    assert main(["manifests", "validate", "--dir", str(out), "--overlay", "dev", "--crd-dir", str(crd_dir)]) == 1
+    assert "PrometheusRule/vllm: at spec.groups[0].rules[1].for: '5 minutes' does not match" in capsys.readouterr().out
 
 
 def test_validate_fails_loudly_without_crds(tmp_path: Path, monkeypatch, capsys):

@@ -95,7 +95,13 @@ def test_manifest_assets_materialize_with_content_hash_versions(crd_dir: Path, e
     assert result.success
     assert {m.asset_key.path[-1] for m in result.get_asset_materialization_events()} == {"manifests"}
     awq = result.output_for_node("llm_baseline__mistral_7b_awq__manifests")
-    assert [o["kind"] for o in awq] == ["PersistentVolumeClaim", "Deployment", "Service", autoscaler]
+    assert [o["kind"] for o in awq] == [
+        "PersistentVolumeClaim",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        autoscaler,
+    ]
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
     meta = mats["llm_baseline/mistral-7b-awq/manifests"].materialization.metadata
     assert len(meta["content_hash"].value) == 16

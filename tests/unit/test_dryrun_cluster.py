@@ -26,7 +26,7 @@ def test_first_dry_run_records_everything_as_changed(tmp_path, objects):
     result = cluster.apply(objects, variant=VARIANT)
     assert not result.applied and result.generation is None and result.conflicts == []
     assert result.objects == [render.object_id(o) for o in objects]
-    assert result.message == "dry run: nothing applied (4 object(s) changed)"
+    assert result.message == "dry run: nothing applied (5 object(s) changed)"
     assert result.diff.startswith(f"--- {VARIANT} (recorded)\n+++ {VARIANT} (rendered)\n")
     assert (tmp_path / f"{VARIANT}.json").exists()
 

@@ -53,9 +53,9 @@ def test_lora_modules_in_both_vllm_syntaxes(modules):
 
 def test_unknown_flags_warn_and_their_values_are_not_mistaken_for_the_model(caplog):
     with caplog.at_level(logging.WARNING, logger="llmplat.sim"):
-        c = parse_args(["--model", "m/x", "--kv-cache-dtype", "fp8", "--enforce-eager", "--port", "9"])
+        c = parse_args(["--model", "m/x", "--speculative-config", "ngram", "--enforce-eager", "--port", "9"])
     assert c.model == "m/x" and c.port == 9
-    assert "--kv-cache-dtype" in caplog.text and "fp8" in caplog.text
+    assert "--speculative-config" in caplog.text and "ngram" in caplog.text
 
 
 def test_positional_model_like_vllm_serve():
@@ -104,3 +104,35 @@ spec:
     assert deployment_args_from_manifests(tmp_path) == {
         "mistral-7b-awq": ["--model", "TheBloke/Mistral-7B-Instruct-v0.2-AWQ", "--max-num-seqs", "16"]
     }
+
+
+def _catalog_with(**prod):
+    from llmplat_dagster.catalog import load_catalog
+
+    data = load_catalog().model_dump()
+    data["overlays"]["prod"].update(prod)
+    for v in data["variants"]:
+        v["extra_args"] = list(EVERY_EXTRA)
+    from llmplat_dagster.catalog import Catalog
+
+    return Catalog.model_validate(data)
+
+
+EVERY_EXTRA = ("--enable-prefix-caching", "--kv-cache-dtype=fp8", "--swap-space=4", "--uvicorn-log-level=info")
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_every_flag_a_rendered_deployment_passes_is_accepted_without_warning(overlay, caplog):
+    """The simulator runs the container args unchanged: knobs, alias, OTLP endpoint and extra args included."""
+    from llmplat_dagster.k8s.render import render
+
+    catalog = _catalog_with(otlp_traces_endpoint="http://otel-collector.observability.svc:4317")
+    for d in (o for o in render(catalog, overlay) if o["kind"] == "Deployment"):
+        args = d["spec"]["template"]["spec"]["containers"][0]["args"]
+        if d["metadata"]["name"] == "mistral-7b-lora":
+            at = args.index("--max-lora-rank")  # not modelled by the simulator (the LoRA flags' owners)
+            args = args[:at] + args[at + 2 :]
+        with caplog.at_level(logging.WARNING, logger="llmplat.sim"):
+            c = parse_args(args)
+        assert c.unknown_args == [] and "ignoring" not in caplog.text, (d["metadata"]["name"], caplog.text)
+        assert c.served_names == [d["metadata"]["name"], catalog.variant(d["metadata"]["name"]).model_id]
