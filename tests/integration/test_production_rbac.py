@@ -13,7 +13,6 @@ import contextlib
 import copy
 from pathlib import Path
 
-import dagster as dg
 import kmock
 import pytest
 import yaml
@@ -25,7 +24,16 @@ from llmplat_dagster.k8s import rbac
 from llmplat_dagster.k8s.kube import KubernetesCluster
 from llmplat_dagster.k8s.validate import CrdSchemas, validate_objects
 from llmplat_dagster.settings import Settings
-from tests.integration.kube_helpers import Controller, FakeClock, FakeKubeApi, Step, api_client_for, dep_status, pod
+from tests.integration.kube_helpers import (
+    Controller,
+    FakeClock,
+    FakeKubeApi,
+    KmockCluster,
+    Step,
+    api_client_for,
+    dep_status,
+    pod,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.kmock(cls=FakeKubeApi), pytest.mark.timeout(60)]
 
@@ -48,18 +56,6 @@ def recorded(server: FakeKubeApi, since: int = 0) -> list[rbac.Access]:
     for r in list(server)[since:]:
         out += rbac.accesses(r.method.value, r.url.path, dict(r.params), r.headers.get("Content-Type", ""))
     return out
-
-
-class KmockCluster(dg.ConfigurableResource):
-    """The prod ClusterResource's `kubernetes` mode, with the client pointed at kmock instead of in-cluster config."""
-
-    mode: str = "kubernetes"
-    host: str
-    rollout_timeout_s: float = 60.0
-
-    def get(self) -> KubernetesCluster:
-        clock = FakeClock()
-        return KubernetesCluster(api_client_for(type("S", (), {"url": self.host})()), sleep=clock.sleep, clock=clock)
 
 
 async def run_pod_calls(server: FakeKubeApi, crd_dir: Path) -> list[rbac.Access]:
