@@ -56,13 +56,13 @@ def _crds(args: argparse.Namespace):
 def _cmd_validate(args: argparse.Namespace) -> int:
     from llmplat_dagster.k8s.render import render
     from llmplat_dagster.k8s.tree import build
-    from llmplat_dagster.k8s.validate import validate_objects
+    from llmplat_dagster.k8s.validate import UNCHECKED_HINT, failures, validate_objects
 
     crds = _crds(args)
     overlays = ["dev", "prod"] if args.overlay == "all" else [args.overlay]
     use_tree = args.dir is not None or (DEFAULT_TREE / "overlays").is_dir()
     tree = args.dir or DEFAULT_TREE
-    failed = 0
+    failed = unchecked = 0
     for name in overlays:
         if use_tree:
             objects = build(tree / "overlays" / name)
@@ -71,11 +71,20 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             objects = render(_catalog(args), name)
             origin = f"catalog render ({name})"
         problems = validate_objects(objects, crds, args.k8s_version)
-        status = "ok" if not problems else f"{len(problems)} problem(s)"
+        failing = failures(problems, args.strict)
+        skipped = [p for p in problems if p.unchecked and p not in failing]
+        status = f"{len(failing)} problem(s)" if failing else "ok"
+        if skipped:
+            status += f", {len(skipped)} custom resource(s) not schema-checked"
         print(f"{origin}: {len(objects)} objects, Kubernetes {args.k8s_version} strict + CRD schemas: {status}")
-        for p in problems:
+        for p in failing:
             print(f"  {p}")
-        failed += len(problems)
+        for p in skipped:
+            print(f"  not schema-checked: {p.kind}/{p.name} (no CRD schema loaded)")
+        failed += len(failing)
+        unchecked += len(skipped) + sum(p.unchecked for p in failing)
+    if unchecked:
+        print(f"{unchecked} custom resource(s) without a CRD schema: {UNCHECKED_HINT}")
     return 1 if failed else 0
 
 
@@ -123,6 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--crd-dir", action="append", default=[], help="folder of CRD YAML (env LLMPLAT_CRD_DIR)")
     validate.add_argument("--crds-from-cluster", action="store_true", help="read the CRDs from the kubeconfig cluster")
     validate.add_argument("--context", help="kubeconfig context for --crds-from-cluster")
+    validate.add_argument(
+        "--strict",
+        action="store_true",
+        default=os.environ.get("LLMPLAT_STRICT_SCHEMAS", "").lower() in ("1", "true", "yes"),
+        help="fail on custom resources that no CRD schema checks (env LLMPLAT_STRICT_SCHEMAS=1)",
+    )
     validate.set_defaults(func=_cmd_validate)
 
     diff = msub.add_parser("diff", help="show how the committed tree differs from what the catalog renders")
