@@ -29,13 +29,9 @@ from llmplat_dagster.serving.results import results_frame
 
 
 class ComparisonResource(dg.ConfigurableResource):
-    """Everything a reviewer may want to change without touching code."""
+    """Everything a reviewer may want to change without touching code; the roles (reference, candidates,
+    judge, A/B pair) are declared in the catalog's `evaluation:` section, which the graph is built from."""
 
-    reference: str = "mistral-7b-fp16"
-    candidates: list[str] = Field(default_factory=lambda: ["mistral-7b-awq", "mistral-7b-lora"])
-    judge: str = "mistral-7b-judge"
-    ab_control: str = Field(default="mistral-7b-fp16", description="the design document's A/B control")
-    ab_treatment: str = "mistral-7b-lora"
     promptset: str = "quant-sensitivity"
     top_logprobs: int = 5
     structured_judge_output: bool = Field(default=True, description="ask for response_format json_schema")
@@ -44,7 +40,7 @@ class ComparisonResource(dg.ConfigurableResource):
     min_quality_delta_low: float = Field(default=-0.05, description="gate: lowest acceptable CI bound of the delta")
     max_parse_failure_rate: float = Field(default=0.1, description="gate: highest acceptable judge parse failures")
     gate_metric: str = "similarity"
-    gate_severity: str = Field(default="ERROR", description="ERROR blocks downstream; WARN only reports")
+    gate_severity: str = Field(default="ERROR", description="ERROR blocks downstream (trend, promotion); WARN reports")
     capacity: str = Field(default="spot", description="spot | on_demand: which node price to use")
     node_prices: dict[str, dict[str, float]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PRICES.items()},
@@ -99,11 +95,13 @@ def _png_markdown(png: bytes, title: str) -> str:
 
 
 def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None = None) -> dg.Definitions:
-    variants_needed = list(catalog.names)
+    roles = catalog.evaluation
+    if roles is None:  # a catalog without an `evaluation:` section evaluates nothing
+        return dg.Definitions()
 
     @dg.asset(
         key=RESPONSES,
-        deps=[asset_key(v, "readiness") for v in variants_needed],
+        deps=[asset_key(v, "readiness") for v in roles.compared],
         group_name=EVALUATION_GROUP,
         io_manager_key="parquet_io_manager",
         partitions_def=partitions,
@@ -116,10 +114,10 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
         serving: ServingResource,
         comparison: ComparisonResource,
     ) -> dg.Output[pd.DataFrame]:
-        names = [comparison.reference, *comparison.candidates]
+        names = roles.compared
         limit = min(catalog.variant(n).max_model_len for n in names)
         promptset = load_promptset(
-            config.promptset or comparison.promptset, max_model_len=limit, variant=comparison.reference
+            config.promptset or comparison.promptset, max_model_len=limit, variant=roles.reference
         )
         requests = serving_requests(promptset.prompts, seed=comparison.seed, top_logprobs=comparison.top_logprobs)
         frames, servers = [], {}
@@ -160,13 +158,18 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
     @dg.asset(
         key=COMPARISON,
         ins={"responses": dg.AssetIn(RESPONSES)},
-        deps=[asset_key(ComparisonResource().judge, "readiness")],
+        deps=[asset_key(roles.judge, "readiness")],
         group_name=EVALUATION_GROUP,
         io_manager_key="parquet_io_manager",
         partitions_def=partitions,
         check_specs=[
-            dg.AssetCheckSpec(gate_check_name(v), asset=COMPARISON, description=f"promotion gate for {v}")
-            for v in ComparisonResource().candidates
+            dg.AssetCheckSpec(
+                gate_check_name(v),
+                asset=COMPARISON,
+                blocking=True,  # at ERROR severity a failed gate stops the trend and the promotion record
+                description=f"promotion gate for {v}: quality delta CI and judge parse failures vs the reference",
+            )
+            for v in roles.candidates
         ],
         description="Per candidate vs FP16: quality delta with bootstrap CIs, judge score, latency, cost, Pareto.",
     )
@@ -190,7 +193,7 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
             )
             for r in ok.itertuples()
         ]
-        judge_v = catalog.variant(comparison.judge)
+        judge_v = catalog.variant(roles.judge)
         with endpoints.open(judge_v.name) as url:
             judged_against = describe_server(url)
             texts = _judge_run(url, judge_v.served_name, requests, serving)
@@ -201,12 +204,12 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
             scores.append({"prompt_id": prompt_id, "variant": variant, "score": parsed.score, "error": parsed.error})
         judge_scores = pd.DataFrame(scores, columns=["prompt_id", "variant", "score", "error"])
         instance = catalog.node.instance_type
-        prices = {n: comparison.price_per_hour(instance) for n in [comparison.reference, *comparison.candidates]}
+        prices = {n: comparison.price_per_hour(instance) for n in roles.compared}
         servers = sorted(set(responses["measured_against"].dropna())) or [judged_against]
         report = compare(
             rows,
-            reference=comparison.reference,
-            candidates=tuple(comparison.candidates),
+            reference=roles.reference,
+            candidates=tuple(roles.candidates),
             judge_scores=judge_scores,
             prices=prices,
             rules=comparison.rules(),
@@ -235,23 +238,25 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
                 "pareto_plot": dg.MetadataValue.md(_png_markdown(report.plot_png, "Pareto: quality vs p95 latency")),
                 "judge": judged_against,
                 "judge_note": judge.SAME_FAMILY_NOTE,
-                "price_basis": f"{instance} {comparison.capacity} ${prices[comparison.reference]}/h",
+                "price_basis": f"{instance} {comparison.capacity} ${prices[roles.reference]}/h",
             },
         )
-        yield from _gate_results(per_variant, comparison)
+        yield from _gate_results(per_variant, comparison, roles.candidates)
 
-    ab_asset = _ab_asset(catalog, partitions)
-    return dg.Definitions(assets=[quant_sensitivity_responses, quant_quality_comparison, ab_asset])
+    assets = [quant_sensitivity_responses, quant_quality_comparison]
+    if roles.ab is not None:
+        assets.append(_ab_asset(catalog, partitions))
+    return dg.Definitions(assets=assets)
 
 
 def gate_check_name(variant: str) -> str:
     return f"promotion_gate_{variant.replace('-', '_')}"
 
 
-def _gate_results(per_variant: pd.DataFrame, comparison: ComparisonResource):
+def _gate_results(per_variant: pd.DataFrame, comparison: ComparisonResource, candidates):
     """One check result per candidate: which rule tripped and by how much, at the configured severity."""
     severity = dg.AssetCheckSeverity(comparison.gate_severity.upper())
-    for variant in comparison.candidates:
+    for variant in candidates:
         row = per_variant.loc[per_variant["variant"] == variant]
         source = {}
         if not row.empty:
@@ -280,6 +285,9 @@ def _gate_results(per_variant: pd.DataFrame, comparison: ComparisonResource):
 
 
 def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> dg.AssetsDefinition:
+    roles = catalog.evaluation
+    pair = roles.ab
+
     @dg.asset(
         key=AB,
         ins={"responses": dg.AssetIn(RESPONSES)},
@@ -296,8 +304,8 @@ def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> d
         comparison: ComparisonResource,
     ) -> dg.Output[pd.DataFrame]:
         ok = responses[responses["status"] == "ok"]
-        control = ok[ok["variant"] == comparison.ab_control].set_index("prompt_id")
-        treatment = ok[ok["variant"] == comparison.ab_treatment].set_index("prompt_id")
+        control = ok[ok["variant"] == pair.control].set_index("prompt_id")
+        treatment = ok[ok["variant"] == pair.treatment].set_index("prompt_id")
         ids = sorted(set(control.index) & set(treatment.index))
         extra = _structured(comparison, judge.PAIRWISE_SCHEMA)
         requests = []
@@ -306,7 +314,7 @@ def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> d
             for order, (x, y) in (("AB", (a, b)), ("BA", (b, a))):
                 messages = tuple(fold_system_message(judge.pairwise_prompt(q, x, y)))
                 requests.append(ServingRequest(f"{pid}\t{order}", messages, max_tokens=64, extra_body=extra))
-        judge_v = catalog.variant(comparison.judge)
+        judge_v = catalog.variant(roles.judge)
         with endpoints.open(judge_v.name) as url:
             texts = _judge_run(url, judge_v.served_name, requests, serving)
         first = [judge.parse_pairwise(texts.get(pid + "\tAB", "")) for pid in ids]
@@ -324,14 +332,14 @@ def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> d
         )
         bias = judge.position_bias(first, swapped)
         context.log.info(
-            f"{comparison.ab_treatment} vs {comparison.ab_control}: win rate {result.win_rate:.2f} "
+            f"{pair.treatment} vs {pair.control}: win rate {result.win_rate:.2f} "
             f"[{result.ci_low:.2f}, {result.ci_high:.2f}], p={result.p_value:.3g}, position bias {bias:.0%}"
         )
         return dg.Output(
             frame,
             metadata={
-                "control": comparison.ab_control,
-                "treatment": comparison.ab_treatment,
+                "control": pair.control,
+                "treatment": pair.treatment,
                 "win_rate": result.win_rate,
                 "win_rate_ci_low": result.ci_low,
                 "win_rate_ci_high": result.ci_high,
