@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 
 from llmplat_dagster.definitions import build_definitions
-from llmplat_dagster.defs.keys import AB, COMPARISON, asset_key, night_of
+from llmplat_dagster.defs.keys import AB, COMPARISON, PROMOTION, asset_key, night_of
 from llmplat_dagster.settings import Settings
 
 # The simulator at 1/20 of a T4's latencies keeps the demo well under two minutes on two cores.
@@ -113,6 +113,12 @@ def run_demo(settings: Settings | None = None, out=sys.stdout, manifests: Path =
             f"sign test p={m['p_value']:.3g}, judge position bias {m['position_bias_rate']:.0%}",
             file=out,
         )
+    promotion = mats.get(PROMOTION.to_user_string())
+    if promotion:
+        promoted = ", ".join(promotion["promoted"].value) or "nothing"
+        print(f"promotion record {promotion['night'].value}: promoted {promoted}", file=out)
+    elif comparison:
+        print("promotion record: not written (a promotion gate failed at ERROR; see its check)", file=out)
     print("Pareto plot: the quant_quality_comparison asset's metadata in the UI", file=out)
     print(
         f"instance: {os.environ['DAGSTER_HOME']} (browse it with `.venv/bin/dagster dev -w workspace.yaml`)", file=out
