@@ -14,7 +14,7 @@ from llmplat_dagster.automation.alerts import format_alert, post_alert
 from llmplat_dagster.automation.hub import lookup_revisions, tracked_repos
 from llmplat_dagster.automation.promptset_versions import PromptsetSourceError, list_promptset_versions, new_versions
 from llmplat_dagster.automation.revisions import plan_revision_tick, run_key, run_tags
-from llmplat_dagster.catalog import Catalog
+from llmplat_dagster.catalog import Catalog, CatalogError
 from llmplat_dagster.defs.comparison import ComparisonResource
 from llmplat_dagster.defs.keys import EVALUATION, PREFIX, RESPONSES, TREND, asset_key, night_of, op_name, variant_keys
 from llmplat_dagster.defs.pins import pin_event, pins_for_run
@@ -86,7 +86,12 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
         )
         # What the last rollouts rendered: the catalog with the stored pins, so a pinned sha is the baseline.
         current = pins_for_run(context.instance, catalog)
-        plan = plan_revision_tick(apply_pins(catalog, current), cursor, results)
+        try:
+            pinned = apply_pins(catalog, current)
+        except CatalogError as exc:  # a pin the catalog has outgrown: plan from the catalog, say so
+            context.log.warning(f"stored pins ignored for this tick: {exc}")
+            pinned = catalog
+        plan = plan_revision_tick(pinned, cursor, results)
         for reason in plan.skipped:
             context.log.warning(f"revision look-up skipped: {reason}")
         context.update_cursor(json.dumps(plan.new_cursor, sort_keys=True))

@@ -4,7 +4,7 @@ from collections import Counter
 
 import dagster as dg
 
-from llmplat_dagster.catalog import Catalog, VariantSpec
+from llmplat_dagster.catalog import Catalog, CatalogError, VariantSpec
 from llmplat_dagster.defs.keys import SHARED_GROUP, SHARED_MANIFESTS, VARIANT_TAG, asset_key, pin_key
 from llmplat_dagster.defs.pins import read_pin
 from llmplat_dagster.defs.resources import HubResource
@@ -101,7 +101,13 @@ def variant_manifests(
     )
     def _manifests(context: dg.AssetExecutionContext, config: ManifestsConfig, hub: HubResource) -> dg.Output:
         revision, adapters, source = _wanted(context.instance, v, config)
-        wanted = catalog.with_overrides({v.name: revision}, adapter_revisions={v.name: adapters}).variant(v.name)
+        try:
+            wanted = catalog.with_overrides({v.name: revision}, adapter_revisions={v.name: adapters}).variant(v.name)
+        except CatalogError as exc:  # e.g. a stored pin names an adapter the catalog has since dropped
+            raise dg.Failure(
+                f"{v.name}: the {source} revisions do not fit the catalog: {exc}. "
+                "Re-pin or unpin the variant with pin_revision_job, or fix the run config."
+            ) from None
         resolved = hub.resolve(wanted)
         for note in resolved.unresolved:
             context.log.warning(f"{v.name}: {note}; rendered as written and recorded as unresolved")

@@ -13,7 +13,9 @@ from pathlib import Path
 import dagster as dg
 import huggingface_hub.constants as hf_constants
 import pytest
+import yaml
 
+from llmplat_dagster.catalog import default_catalog_path
 from llmplat_dagster.definitions import build_definitions
 from llmplat_dagster.defs.keys import asset_key, pin_key, variant_job_name
 from llmplat_dagster.settings import Settings
@@ -149,3 +151,22 @@ def test_an_unreachable_hub_is_retried_then_recorded_as_unresolved(tmp_path: Pat
     assert meta["model_revision"].value == "unresolved (main)"
     assert meta["unresolved"].value == [f"{AWQ_REPO}@main: error: HTTP 503 (server: forced status 503)"]
     assert len([r for r in hub.requests if r.repo_id == AWQ_REPO]) == 3  # retried with backoff, then reported
+
+
+def test_a_pin_the_catalog_has_outgrown_fails_the_rollout_saying_what_to_do(tmp_path: Path, instance):
+    data = yaml.safe_load(default_catalog_path().read_text())
+    lora = next(v for v in data["variants"] if v["name"] == "mistral-7b-lora")
+    lora["lora"]["adapters"] = [{"name": "support-v1", "repo": "acme/support", "revision": OLD}]
+    (tmp_path / "catalog.yaml").write_text(yaml.safe_dump(data))
+    before = build_definitions(Settings(home=tmp_path, catalog_path=tmp_path / "catalog.yaml"))
+    assert pin(before, instance, variant="mistral-7b-lora", adapter_revisions={"support-v1": NEW}).success
+
+    after = build_definitions(Settings(home=tmp_path))  # the adapter has since left the catalog
+    job = after.resolve_job_def(variant_job_name("rollout", "mistral-7b-lora"))
+    result = job.execute_in_process(
+        asset_selection=[asset_key("mistral-7b-lora", "manifests")], instance=instance, raise_on_error=False
+    )
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.error.message
+    assert "mistral-7b-lora: the pin by pin_revision_job" in message
+    assert "has no LoRA adapter(s) ['support-v1']" in message and "Re-pin or unpin the variant" in message
