@@ -89,6 +89,15 @@ def test_settings_parse_revision_pins_and_reject_garbage():
         Settings.from_env({"LLMPLAT_MODEL_REVISIONS": "mistral-7b-awq"})
 
 
+def test_strictness_and_revision_resolution_are_settings():
+    s = Settings.from_env({"LLMPLAT_STRICT_SCHEMAS": "1", "LLMPLAT_RESOLVE_REVISIONS": "0", "HF_ENDPOINT": "http://h"})
+    assert s.strict_schemas and not s.hub_online  # an explicit 0 wins over a configured Hub
+    assert Settings.from_env({"HF_ENDPOINT": "http://h"}).hub_online and Settings(environment="prod").hub_online
+    assert not Settings.from_env({}).hub_online and not Settings.from_env({}).strict_schemas  # the local default
+    with pytest.raises(SettingsError, match="LLMPLAT_STRICT_SCHEMAS='maybe': expected 1 or 0"):
+        Settings.from_env({"LLMPLAT_STRICT_SCHEMAS": "maybe"})
+
+
 @pytest.mark.parametrize(
     ("environment", "autoscaler"), [("local", "HorizontalPodAutoscaler"), ("prod", "ScaledObject")]
 )
