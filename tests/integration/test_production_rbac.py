@@ -58,11 +58,11 @@ def recorded(server: FakeKubeApi, since: int = 0) -> list[rbac.Access]:
     return out
 
 
-async def run_pod_calls(server: FakeKubeApi, crd_dir: Path) -> list[rbac.Access]:
+async def run_pod_calls(server: FakeKubeApi, crd_dirs: tuple[Path, ...]) -> list[rbac.Access]:
     """What a prod rollout run does in llm-baseline: the graph applies all four variants, then a rollout is watched."""
     server.namespaces[NS] = {"metadata": {"name": NS}}  # created beforehand by an admin (deploy/README.md)
     defs = build_definitions(
-        Settings(environment="prod", crd_dirs=(crd_dir,)), {"cluster": KmockCluster(host=str(server.url))}
+        Settings(environment="prod", crd_dirs=crd_dirs), {"cluster": KmockCluster(host=str(server.url))}
     )
     job = defs.resolve_job_def("rollout_job")
     selection = [k for k in job.asset_layer.selected_asset_keys if k.path[-1] in ("manifests", "deployment")]
@@ -129,8 +129,8 @@ async def launcher_calls(server: FakeKubeApi) -> list[rbac.Access]:
     return recorded(server, start)
 
 
-async def test_every_call_of_a_prod_rollout_run_is_granted_and_nothing_more(kmock, crd_dir: Path):
-    calls = await run_pod_calls(kmock, crd_dir)
+async def test_every_call_of_a_prod_rollout_run_is_granted_and_nothing_more(kmock, crd_dirs: tuple[Path, ...]):
+    calls = await run_pod_calls(kmock, crd_dirs)
     policy = rbac.Rbac.from_documents(rbac_docs())
     assert {a.namespace for a in calls} == {NS}
     assert policy.denied(RUN_NS, RUN_SA, calls) == []
@@ -143,8 +143,8 @@ async def test_every_call_of_a_prod_rollout_run_is_granted_and_nothing_more(kmoc
     assert policy.denied(RUN_NS, RUN_SA, [rbac.Access(RUN_NS, "", "pods", "list")])
 
 
-async def test_removing_a_verb_the_code_uses_is_reported(kmock, crd_dir: Path):
-    calls = await run_pod_calls(kmock, crd_dir)
+async def test_removing_a_verb_the_code_uses_is_reported(kmock, crd_dirs: tuple[Path, ...]):
+    calls = await run_pod_calls(kmock, crd_dirs)
     for verb, resource in (
         ("watch", "deployments"),
         ("create", "scaledobjects"),

@@ -57,7 +57,7 @@ def test_a_bad_catalog_exits_2_naming_file_line_variant_field(tmp_path: Path, ca
     assert not (tmp_path / "o").exists()
 
 
-def test_console_script_is_installed_and_prints_one_overlay(crd_dir: Path):
+def test_console_script_is_installed_and_prints_one_overlay():
     exe = shutil.which("llmplat", path=str(Path(sys.executable).parent))
     assert exe, "the `llmplat` console script is not installed"
     done = subprocess.run([exe, "manifests", "render", "--stdout", "--overlay", "prod"], capture_output=True, text=True)
