@@ -293,6 +293,34 @@ class VariantSpec(_Strict):
         return self.name.replace("-", "_")
 
 
+class AbPair(_Strict):
+    control: str
+    treatment: str
+
+
+class EvaluationRoles(_Strict):
+    """Who plays which part in the nightly evaluation (`evaluation:` in catalog.yaml).
+
+    The graph (comparison inputs, one promotion gate per candidate, the judge's readiness) and every run read
+    these same names, so adding a candidate variant needs no code change.
+    """
+
+    reference: str
+    candidates: tuple[str, ...] = Field(min_length=1)
+    judge: str
+    ab: AbPair | None = None
+
+    @property
+    def compared(self) -> list[str]:
+        """The reference first, then the candidates: the variants whose responses are collected."""
+        return [self.reference, *self.candidates]
+
+    @property
+    def variants(self) -> set[str]:
+        """Every variant the evaluation talks to."""
+        return {*self.compared, self.judge}
+
+
 class Catalog(_Strict):
     namespace: str = "llm-baseline"
     node: NodeSpec
@@ -300,6 +328,7 @@ class Catalog(_Strict):
     overlays: dict[str, Overlay]
     architectures: dict[str, Architecture]
     variants: tuple[VariantSpec, ...]
+    evaluation: EvaluationRoles | None = None
 
     _namespace = field_validator("namespace")(lambda value: dns1123_label(value))
 
@@ -484,6 +513,46 @@ def _describe(error: dict[str, Any], data: dict[str, Any], source: str, root: ya
     return f"{where}: {subject}: field {field!r}: {message}"
 
 
+def _role_errors(catalog: Catalog, source: str, root: yaml.Node | None) -> list[str]:
+    """Roles must name variants of this catalog and make sense together; each error names file:line and field."""
+    roles = catalog.evaluation
+    if roles is None:
+        return []
+    names = set(catalog.names)
+    named: list[tuple[tuple[Any, ...], str]] = [(("reference",), roles.reference), (("judge",), roles.judge)]
+    named += [(("candidates", i), c) for i, c in enumerate(roles.candidates)]
+    if roles.ab is not None:
+        named += [(("ab", "control"), roles.ab.control), (("ab", "treatment"), roles.ab.treatment)]
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    for loc, name in named:
+        if name not in names:
+            problems.append((loc, f"unknown variant {name!r}; the catalog has {catalog.names}"))
+    for i, c in enumerate(roles.candidates):
+        if c == roles.reference:
+            problems.append((("candidates", i), f"{c!r} is the reference; a variant is not compared with itself"))
+        elif c == roles.judge:
+            problems.append((("candidates", i), f"{c!r} is the judge; the judge must not score its own answers"))
+        elif c in roles.candidates[:i]:
+            problems.append((("candidates", i), f"{c!r} is listed twice"))
+    if roles.judge == roles.reference:
+        problems.append((("judge",), f"{roles.judge!r} is the reference; the judge must not score its own answers"))
+    if roles.ab is not None:
+        for side in ("control", "treatment"):
+            name = getattr(roles.ab, side)
+            if name in names and name not in roles.compared:
+                problems.append(
+                    (("ab", side), f"{name!r} is neither the reference nor a candidate (the A/B reads their answers)")
+                )
+        if roles.ab.control == roles.ab.treatment:
+            problems.append((("ab", "treatment"), f"{roles.ab.treatment!r} is also the control"))
+    lines = []
+    for loc, message in problems:
+        line = _line_of(root, ("evaluation", *loc))
+        field = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
+        lines.append(f"{source}:{line}: evaluation: field {field!r}: {message}" if line else f"{source}: {message}")
+    return lines
+
+
 def _validate(data: dict[str, Any], source: str, root: yaml.Node | None) -> Catalog:
     try:
         catalog = Catalog.model_validate(data)
@@ -502,6 +571,7 @@ def _validate(data: dict[str, Any], source: str, root: yaml.Node | None) -> Cata
         seen.setdefault(v.name, i)
         if v.architecture not in catalog.architectures:
             problems.append(f"{source}: variant {v.name!r}: field 'architecture': unknown {v.architecture!r}")
+    problems += _role_errors(catalog, source, root)
     if not problems:
         problems += [f"{source}: {e}" for e in memory_fit_errors(catalog) + resource_fit_errors(catalog)]
         problems += overlay_errors(catalog, source, root)

@@ -143,12 +143,12 @@ def _capacity(args: argparse.Namespace, objects: list, overlay: str) -> list[str
 def _cmd_validate(args: argparse.Namespace) -> int:
     from llmplat_dagster.k8s.render import render
     from llmplat_dagster.k8s.tree import build
-    from llmplat_dagster.k8s.validate import Problem, validate_objects
+    from llmplat_dagster.k8s.validate import UNCHECKED_HINT, Problem, failures, validate_objects
 
     use_tree, tree = _sources(args)
     crds = _crds(args)
     overlays = ["dev", "prod"] if args.overlay == "all" else [args.overlay]
-    report, lines, failed = [], [], 0
+    report, lines, failed, unchecked = [], [], 0, 0
     for name in overlays:
         if use_tree:
             objects = build(tree / "overlays" / name)
@@ -158,19 +158,29 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             origin = f"catalog render ({name})"
         problems = validate_objects(objects, crds, args.k8s_version)
         problems += [Problem("Overlay", name, "replicas", m, origin) for m in _capacity(args, objects, name)]
-        status = "ok" if not problems else f"{len(problems)} problem(s)"
+        failing = failures(problems, args.strict)
+        skipped = [p for p in problems if p.unchecked and p not in failing]
+        status = f"{len(failing)} problem(s)" if failing else "ok"
+        if skipped:
+            status += f", {len(skipped)} custom resource(s) not schema-checked"
         lines.append(f"{origin}: {len(objects)} objects, Kubernetes {args.k8s_version} strict + CRD schemas: {status}")
-        lines += [f"  {p}" for p in problems]
+        lines += [f"  {p}" for p in failing]
+        lines += [f"  not schema-checked: {p.kind}/{p.name} ({p.message})" for p in skipped]
         report.append(
             {
                 "origin": origin,
                 "objects": len(objects),
                 "k8s_version": args.k8s_version,
-                "problems": [vars(p) for p in problems],
+                "problems": [vars(p) for p in failing],
+                "not_schema_checked": [vars(p) for p in skipped],
             }
         )
-        failed += len(problems)
-    _emit(args, {"ok": not failed, "problems": failed, "overlays": report}, "\n".join(lines) + "\n")
+        failed += len(failing)
+        unchecked += len(skipped) + sum(p.unchecked for p in failing)
+    if unchecked:
+        lines.append(f"{unchecked} custom resource(s) not schema-checked: {UNCHECKED_HINT}")
+    data = {"ok": not failed, "problems": failed, "not_schema_checked": unchecked, "strict": args.strict}
+    _emit(args, {**data, "overlays": report}, "\n".join(lines) + "\n")
     return PROBLEMS if failed else OK
 
 
@@ -271,6 +281,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("--crds-from-cluster", action="store_true", help="read the CRDs from the kubeconfig cluster")
     validate.add_argument("--context", help="kubeconfig context for --crds-from-cluster (default: the current one)")
+    validate.add_argument(
+        "--strict",
+        action="store_true",
+        default=os.environ.get("LLMPLAT_STRICT_SCHEMAS", "").lower() in ("1", "true", "yes"),
+        help="fail on custom resources that no CRD schema checks (default: $LLMPLAT_STRICT_SCHEMAS, else off)",
+    )
     output(validate)
     validate.set_defaults(func=_cmd_validate)
 

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import dagster as dg
 
-from llmplat_dagster.catalog import load_catalog
+from llmplat_dagster.catalog import Catalog, load_catalog
 from llmplat_dagster.defs.automation import automation_defs
 from llmplat_dagster.defs.autoscaling import autoscaling_defs
 from llmplat_dagster.defs.canary import canary_defs
 from llmplat_dagster.defs.comparison import ComparisonResource, comparison_defs
 from llmplat_dagster.defs.io import ParquetIOManager
-from llmplat_dagster.defs.keys import PREFIX, STAGES, SWEEP_STAGE, daily_partitions
+from llmplat_dagster.defs.keys import (
+    PREFIX,
+    ROLLOUT_STAGES,
+    STAGES,
+    SWEEP_STAGE,
+    VARIANT_TAG,
+    asset_key,
+    daily_partitions,
+    variant_job_name,
+)
 from llmplat_dagster.defs.load_sweep import load_sweep_defs
 from llmplat_dagster.defs.manifests import manifests_defs
-from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource, ServingResource
+from llmplat_dagster.defs.pins import pin_defs
+from llmplat_dagster.defs.promotion import promotion_defs
+from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource, HubResource, ServingResource
 from llmplat_dagster.defs.rollout import rollout_defs
 from llmplat_dagster.defs.trend import trend_defs
 from llmplat_dagster.k8s.validate import CrdSchemas
@@ -21,24 +32,52 @@ from llmplat_dagster.s3uri import is_s3
 from llmplat_dagster.settings import Settings
 
 
-def jobs() -> list[dg.UnresolvedAssetJobDefinition]:
-    everything = dg.AssetSelection.key_prefixes([PREFIX]) - dg.AssetSelection.key_substring(f"/{SWEEP_STAGE}")
+def jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
+    """All-variant jobs, plus one rollout and one canary job per variant: picking a variant is picking a job.
+
+    Per-variant jobs rather than a `variants:` run config: a run's plan then holds only that variant's steps,
+    so it claims only that variant's rollout pool (runs wait per variant, not for each other), and the
+    launchpad needs no step names.
+    """
+    # The load sweep is weekly and on demand (load_sweep_job), never part of the main job.
+    everything = dg.AssetSelection.key_prefixes([PREFIX]).materializable() - dg.AssetSelection.key_substring(
+        f"/{SWEEP_STAGE}"
+    )
     by_stage = {stage: dg.AssetSelection.key_substring(f"/{stage}") & everything for stage in STAGES}
     rollout = by_stage["manifests"] | by_stage["deployment"] | by_stage["readiness"]
-    return [
+    defined = [
         dg.define_asset_job("manifests_job", selection=by_stage["manifests"], description="Render and schema-check."),
         dg.define_asset_job(
             "rollout_job",
             selection=rollout,
-            description="manifests -> server-side apply -> readiness + golden checks (select variants in the UI).",
+            description="manifests -> server-side apply -> readiness + golden checks, every variant "
+            "(one variant: rollout_<variant>_job).",
         ),
-        dg.define_asset_job("canary_job", selection=by_stage["canary"], description="Canary runs."),
+        dg.define_asset_job(
+            "canary_job", selection=by_stage["canary"], description="Canary runs (one variant: canary_<variant>_job)."
+        ),
         dg.define_asset_job(
             "baseline_job",
             selection=everything,
             description="The whole graph: the main job.",
         ),
     ]
+    for v in catalog.variants:
+        defined += [
+            dg.define_asset_job(
+                variant_job_name("rollout", v.name),
+                selection=dg.AssetSelection.assets(*[asset_key(v.name, s) for s in ROLLOUT_STAGES]),
+                tags={VARIANT_TAG: v.name},
+                description=f"Roll out {v.name} only: manifests -> apply -> readiness + golden checks.",
+            ),
+            dg.define_asset_job(
+                variant_job_name("canary", v.name),
+                selection=dg.AssetSelection.assets(asset_key(v.name, "canary")),
+                tags={VARIANT_TAG: v.name},
+                description=f"The canary promptset through {v.name} only.",
+            ),
+        ]
+    return defined
 
 
 class S3NotConfigured(dg.ConfigurableResource):
@@ -60,7 +99,8 @@ def s3_resource(settings: Settings, **config) -> dg.ConfigurableResource:
 
 def resources(settings: Settings) -> dict[str, object]:
     state = settings.state_dir
-    shared = {"comparison": ComparisonResource(), "s3": s3_resource(settings)}
+    hub = HubResource(online=settings.hub_online, endpoint=settings.hf_endpoint, timeout_s=settings.hf_timeout_s)
+    shared = {"comparison": ComparisonResource(), "s3": s3_resource(settings), "hub": hub}
     if settings.environment == "prod":
         # Inside the cluster (deploy/): the run pod's service account, Service DNS, results in S3 through IRSA.
         # Unset LLMPLAT_RESULTS_URI fails the first run that stores a result, naming the variable (dg.EnvVar).
@@ -82,7 +122,10 @@ def resources(settings: Settings) -> dict[str, object]:
     return {
         **shared,
         "cluster": ClusterResource(
-            mode="dry-run", state_dir=str(state / "dry-run"), crd_dirs=[str(d) for d in settings.crd_dirs]
+            mode="dry-run",
+            state_dir=str(state / "dry-run"),
+            crd_dirs=[str(d) for d in settings.crd_dirs],
+            strict_schemas=settings.strict_schemas,
         ),
         "endpoints": EndpointsResource(mode="url-map", urls=dict(settings.endpoints)),
         "serving": ServingResource(checkpoint_dir=str(state / "checkpoints")),
@@ -96,15 +139,17 @@ def build_definitions(settings: Settings, overrides: dict[str, object] | None = 
     crds = CrdSchemas.from_dirs(settings.crd_dirs)
     nights = daily_partitions(settings.nightly_timezone, settings.first_night)
     return dg.Definitions.merge(
-        manifests_defs(catalog, settings.overlay, crds),
+        pin_defs(catalog),
+        manifests_defs(catalog, settings.overlay, crds, settings.strict_schemas),
         rollout_defs(catalog),
         canary_defs(catalog, nights),
         comparison_defs(catalog, nights),
-        trend_defs(settings.trend_nights),
+        promotion_defs(catalog, nights),
+        trend_defs(settings.trend_nights) if catalog.evaluation else dg.Definitions(),
         automation_defs(catalog, settings),
         autoscaling_defs(catalog),
         load_sweep_defs(catalog, settings.nightly_timezone),
-        dg.Definitions(jobs=jobs(), resources={**resources(settings), **(overrides or {})}),
+        dg.Definitions(jobs=jobs(catalog), resources={**resources(settings), **(overrides or {})}),
     )
 
 

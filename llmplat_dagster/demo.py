@@ -18,7 +18,7 @@ import dagster as dg
 
 from llmplat_dagster.catalog import load_catalog
 from llmplat_dagster.definitions import build_definitions
-from llmplat_dagster.defs.keys import AB, COMPARISON, asset_key, night_of
+from llmplat_dagster.defs.keys import AB, COMPARISON, PROMOTION, asset_key, night_of
 from llmplat_dagster.k8s.validate import CrdSchemas
 from llmplat_dagster.settings import Settings
 
@@ -121,6 +121,12 @@ def run_demo(settings: Settings | None = None, out=sys.stdout, manifests: Path =
             f"judge position bias {m['position_bias_rate']:.0%}; judged against each prompt's reference answer",
             file=out,
         )
+    promotion = mats.get(PROMOTION.to_user_string())
+    if promotion:
+        promoted = ", ".join(promotion["promoted"].value) or "nothing"
+        print(f"promotion record {promotion['night'].value}: promoted {promoted}", file=out)
+    elif comparison:
+        print("promotion record: not written (a promotion gate failed at ERROR; see its check)", file=out)
     print("Pareto plot: the quant_quality_comparison asset's metadata in the UI", file=out)
     print(f"instance: {os.environ['DAGSTER_HOME']} (browse it with `make dev`)", file=out)
     return 0 if result.success else 1

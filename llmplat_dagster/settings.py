@@ -65,6 +65,14 @@ def _urls(endpoints: Mapping[str, str]) -> dict[str, str]:
     return dict(endpoints)
 
 
+def _flag(raw: str, name: str) -> bool | None:
+    if not raw:
+        return None
+    if raw.lower() in ("1", "true", "yes", "0", "false", "no"):
+        return raw.lower() in ("1", "true", "yes")
+    raise SettingsError(f"{name}={raw!r}: expected 1 or 0")
+
+
 def _endpoints(raw: str) -> dict[str, str]:
     """`variant=url,...` or the path of a JSON file (what `llmplat sim fleet --endpoints-file` writes)."""
     if raw and not raw.lstrip().startswith(("{",)) and "=" not in raw:
@@ -92,6 +100,7 @@ class Settings:
     revisions: Mapping[str, str] = field(default_factory=dict)
     image: str | None = None
     crd_dirs: tuple[Path, ...] = ()
+    strict_schemas: bool = False  # custom resources no CRD schema checks fail instead of warning
     endpoints: Mapping[str, str] = field(default_factory=dict)
     home: Path = Path(".dagster_home")
     results_uri: str | None = None
@@ -101,6 +110,7 @@ class Settings:
     first_night: str = "2026-11-28"
     hf_endpoint: str | None = None
     hf_timeout_s: float = 10.0
+    resolve_revisions: bool | None = None  # None: in prod, or locally when HF_ENDPOINT is set
     promptset_s3_uri: str | None = None
 
     def __post_init__(self) -> None:
@@ -146,6 +156,13 @@ class Settings:
             )
 
     @property
+    def hub_online(self) -> bool:
+        """Whether rollouts ask the Hub which commit a branch is (the local default is offline)."""
+        if self.resolve_revisions is not None:
+            return self.resolve_revisions
+        return self.environment == "prod" or bool(self.hf_endpoint)
+
+    @property
     def overlay(self) -> str:
         return ENVIRONMENTS[self.environment]
 
@@ -164,6 +181,7 @@ class Settings:
             revisions=_pairs(env.get("LLMPLAT_MODEL_REVISIONS", ""), "LLMPLAT_MODEL_REVISIONS"),
             image=env.get("LLMPLAT_VLLM_IMAGE") or None,
             crd_dirs=tuple(Path(p) for p in env.get("LLMPLAT_CRD_DIR", "").split(os.pathsep) if p),
+            strict_schemas=bool(_flag(env.get("LLMPLAT_STRICT_SCHEMAS", ""), "LLMPLAT_STRICT_SCHEMAS")),
             endpoints=_endpoints(env.get("LLMPLAT_ENDPOINTS", "")),
             home=Path(env.get("DAGSTER_HOME") or ".dagster_home"),
             results_uri=env.get("LLMPLAT_RESULTS_URI") or None,
@@ -174,4 +192,5 @@ class Settings:
             hf_endpoint=env.get("HF_ENDPOINT") or None,
             hf_timeout_s=float(_int(env.get("LLMPLAT_HF_TIMEOUT_S") or "10", "LLMPLAT_HF_TIMEOUT_S")),
             promptset_s3_uri=env.get("LLMPLAT_PROMPTSET_S3_URI") or None,
+            resolve_revisions=_flag(env.get("LLMPLAT_RESOLVE_REVISIONS", ""), "LLMPLAT_RESOLVE_REVISIONS"),
         )

@@ -11,7 +11,7 @@ import json
 import dagster as dg
 
 from llmplat_dagster.automation.promptset_versions import PromptsetSourceError, list_promptset_versions, new_versions
-from llmplat_dagster.catalog import Catalog
+from llmplat_dagster.catalog import Catalog, CatalogError
 from llmplat_dagster.defs.comparison import ComparisonResource
 from llmplat_dagster.defs.keys import (
     EVALUATION,
@@ -24,13 +24,14 @@ from llmplat_dagster.defs.keys import (
     op_name,
     variant_keys,
 )
+from llmplat_dagster.defs.pins import pin_event, pins_for_run
+from llmplat_dagster.pins import Pin, apply_pins
 from llmplat_dagster.s3uri import parse_s3_uri
 from llmplat_dagster.settings import Settings
 
 
-def _evaluated_variants() -> set[str]:
-    cfg = ComparisonResource()
-    return {cfg.reference, cfg.judge, *cfg.candidates}
+def _evaluation_keys(catalog: Catalog) -> list[dg.AssetKey]:
+    return [*EVALUATION, TREND] if catalog.evaluation else []
 
 
 def _variant_of(step_key: str | None, catalog: Catalog) -> str | None:
@@ -40,16 +41,30 @@ def _variant_of(step_key: str | None, catalog: Catalog) -> str | None:
     return next((v.name for v in catalog.variants if f"__{v.group_name}__" in step_key), None)
 
 
+def _moved_pins(plan, current: dict[str, Pin]) -> list[Pin]:
+    """Each moved variant's pin: its stored pin with the moved model or adapter revisions replaced."""
+    pins = []
+    for variant, changes in sorted(plan.changes.items()):
+        old = current.get(variant) or Pin(variant)
+        adapters = {**old.adapter_revisions, **plan.adapter_revisions.get(variant, {})}
+        revision = plan.model_revisions.get(variant, old.revision)
+        why = "; ".join(f"{c.repo} moved {(c.old_sha or 'none')[:12]} -> {c.new_sha[:12]}" for c in changes)
+        pins.append(Pin(variant, revision, adapters, "model_revision_sensor", why))
+    return pins
+
+
 def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
     tz = settings.nightly_timezone
     nightly_job = dg.define_asset_job(
         "nightly_comparison_job",
-        selection=dg.AssetSelection.assets(*[asset_key(v, "canary") for v in catalog.names], *EVALUATION, TREND),
+        selection=dg.AssetSelection.assets(
+            *[asset_key(v, "canary") for v in catalog.names], *_evaluation_keys(catalog)
+        ),
         description="Canary runs, the quantization comparison and the LoRA A/B for one night, then the trend.",
     )
     revision_job = dg.define_asset_job(
         "revision_rollout_job",
-        selection=dg.AssetSelection.key_prefixes([PREFIX]),
+        selection=dg.AssetSelection.key_prefixes([PREFIX]).materializable(),
         description="Re-roll and re-evaluate the variants whose upstream model revision moved (sensor-driven).",
     )
 
@@ -79,7 +94,14 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
         results = lookup_revisions(
             list(tracked_repos(catalog)), endpoint=settings.hf_endpoint, token=token, timeout_s=settings.hf_timeout_s
         )
-        plan = plan_revision_tick(catalog, cursor, results)
+        # What the last rollouts rendered: the catalog with the stored pins, so a pinned sha is the baseline.
+        current = pins_for_run(context.instance, catalog)
+        try:
+            pinned = apply_pins(catalog, current)
+        except CatalogError as exc:  # a pin the catalog has outgrown: plan from the catalog, say so
+            context.log.warning(f"stored pins ignored for this tick: {exc}")
+            pinned = catalog
+        plan = plan_revision_tick(pinned, cursor, results)
         for reason in plan.skipped:
             context.log.warning(f"revision look-up skipped: {reason}")
         context.update_cursor(json.dumps(plan.new_cursor, sort_keys=True))
@@ -87,15 +109,15 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
             reason = "; ".join(plan.skipped) if plan.skipped else "no tracked revision moved"
             return dg.SkipReason(("all look-ups failed: " if plan.all_failed else "") + reason)
         selection = variant_keys(plan.variants)
-        if set(plan.variants) & _evaluated_variants():
-            selection += [*EVALUATION, TREND]
+        if catalog.evaluation and set(plan.variants) & catalog.evaluation.variants:
+            selection += _evaluation_keys(catalog)
         pins: dict[str, dict] = {}
         for v, sha in plan.model_revisions.items():
             pins.setdefault(v, {})["revision"] = sha
         for v, adapters in plan.adapter_revisions.items():
             pins.setdefault(v, {})["adapter_revisions"] = adapters
         run_config = {"ops": {op_name(asset_key(v, "manifests")): {"config": c} for v, c in pins.items()}}
-        return dg.RunRequest(
+        request = dg.RunRequest(
             run_key=run_key(plan.changes),
             asset_selection=selection,
             partition_key=night_of(dt.datetime.now(dt.UTC), tz),
@@ -103,6 +125,9 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
             # its own purpose: a re-roll's results go beside the night's, never over them (defs/io.py)
             tags={**run_tags(plan.changes), "llmplat/trigger": "model-revision", PURPOSE_TAG: run_key(plan.changes)},
         )
+        # The pins outlive this run: the next plain rollout renders them too (llm_baseline/<variant>/revision_pin).
+        events = [pin_event(pin) for pin in _moved_pins(plan, current)]
+        return dg.SensorResult(run_requests=[request], asset_events=events)
 
     @dg.sensor(
         name="promptset_sensor",

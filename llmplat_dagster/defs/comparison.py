@@ -31,13 +31,9 @@ if TYPE_CHECKING:
 
 
 class ComparisonResource(dg.ConfigurableResource):
-    """Everything a reviewer may want to change without touching code."""
+    """Everything a reviewer may want to change without touching code; the roles (reference, candidates,
+    judge, A/B pair) are declared in the catalog's `evaluation:` section, which the graph is built from."""
 
-    reference: str = "mistral-7b-fp16"
-    candidates: list[str] = Field(default_factory=lambda: ["mistral-7b-awq", "mistral-7b-lora"])
-    judge: str = "mistral-7b-judge"
-    ab_control: str = Field(default="mistral-7b-fp16", description="the design document's A/B control")
-    ab_treatment: str = "mistral-7b-lora"
     promptset: str = "quant-sensitivity"
     top_logprobs: int = 5
     structured_judge_output: bool = Field(default=True, description="ask for response_format json_schema")
@@ -48,7 +44,7 @@ class ComparisonResource(dg.ConfigurableResource):
     )
     max_parse_failure_rate: float = Field(default=0.1, description="gate: highest acceptable judge parse failures")
     gate_metric: str = Field(default=DEFAULT_METRIC, description=f"gate: one of {', '.join(GATE_METRICS)}")
-    gate_severity: str = Field(default="ERROR", description="ERROR blocks downstream; WARN only reports")
+    gate_severity: str = Field(default="ERROR", description="ERROR blocks downstream (trend, promotion); WARN reports")
     capacity: str = Field(default="spot", description="spot | on_demand: which node price to use")
     node_prices: dict[str, dict[str, float]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PRICES.items()},
@@ -117,11 +113,13 @@ def _png_markdown(png: bytes, title: str) -> str:
 
 
 def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None = None) -> dg.Definitions:
-    variants_needed = list(catalog.names)
+    roles = catalog.evaluation
+    if roles is None:  # a catalog without an `evaluation:` section evaluates nothing
+        return dg.Definitions()
 
     @dg.asset(
         key=RESPONSES,
-        deps=[asset_key(v, "readiness") for v in variants_needed],
+        deps=[asset_key(v, "readiness") for v in roles.compared],
         group_name=EVALUATION_GROUP,
         io_manager_key="parquet_io_manager",
         partitions_def=partitions,
@@ -143,10 +141,10 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
         from llmplat_dagster.serving.results import results_frame
         from llmplat_dagster.serving.timebase import probe_timebase
 
-        names = [comparison.reference, *comparison.candidates]
+        names = roles.compared
         limit = min(catalog.variant(n).max_model_len for n in names)
         promptset = load_promptset(
-            config.promptset or comparison.promptset, max_model_len=limit, variant=comparison.reference
+            config.promptset or comparison.promptset, max_model_len=limit, variant=roles.reference
         )
         requests = serving_requests(promptset.prompts, seed=comparison.seed, top_logprobs=comparison.top_logprobs)
         frames, servers = [], {}
@@ -197,13 +195,18 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
     @dg.asset(
         key=COMPARISON,
         ins={"responses": dg.AssetIn(RESPONSES)},
-        deps=[asset_key(ComparisonResource().judge, "readiness")],
+        deps=[asset_key(roles.judge, "readiness")],
         group_name=EVALUATION_GROUP,
         io_manager_key="parquet_io_manager",
         partitions_def=partitions,
         check_specs=[
-            dg.AssetCheckSpec(gate_check_name(v), asset=COMPARISON, description=f"promotion gate for {v}")
-            for v in ComparisonResource().candidates
+            dg.AssetCheckSpec(
+                gate_check_name(v),
+                asset=COMPARISON,
+                blocking=True,  # at ERROR severity a failed gate stops the trend and the promotion record
+                description=f"promotion gate for {v}: quality delta CI and judge parse failures vs the reference",
+            )
+            for v in roles.candidates
         ],
         description="Per candidate vs FP16: quality delta with bootstrap CIs, judge score, latency, cost, Pareto.",
     )
@@ -220,7 +223,7 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
         from llmplat_dagster.serving.client import ServingRequest
         from llmplat_dagster.serving.probes import describe_server
 
-        _fail_on_dead_variants(responses, [comparison.reference, *comparison.candidates])
+        _fail_on_dead_variants(responses, roles.compared)
         rows = responses.copy()
         rows["top_logprobs"] = rows["top_logprobs"].map(lambda v: json.loads(v) if isinstance(v, str) else None)
         ok = rows[rows["status"] == "ok"]
@@ -238,7 +241,7 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
             )
             for r in ok.itertuples()
         ]
-        judge_v = catalog.variant(comparison.judge)
+        judge_v = catalog.variant(roles.judge)
         with endpoints.open(judge_v.name) as url:
             judged_against = describe_server(url)
             texts = _judge_run(url, judge_v.served_name, requests, serving)
@@ -249,12 +252,12 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
             scores.append({"prompt_id": prompt_id, "variant": variant, "score": parsed.score, "error": parsed.error})
         judge_scores = pd.DataFrame(scores, columns=["prompt_id", "variant", "score", "error"])
         instance = catalog.node.instance_type
-        prices = {n: comparison.price_per_hour(instance) for n in [comparison.reference, *comparison.candidates]}
+        prices = {n: comparison.price_per_hour(instance) for n in roles.compared}
         servers = sorted(set(responses["measured_against"].dropna())) or [judged_against]
         report = compare(
             rows,
-            reference=comparison.reference,
-            candidates=tuple(comparison.candidates),
+            reference=roles.reference,
+            candidates=tuple(roles.candidates),
             judge_scores=judge_scores,
             prices=prices,
             rules=comparison.rules(),
@@ -287,13 +290,15 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
                 "pareto_plot": dg.MetadataValue.md(_png_markdown(report.plot_png, "Pareto: quality vs p95 latency")),
                 "judge": judged_against,
                 "judge_note": judge.SAME_FAMILY_NOTE,
-                "price_basis": f"{instance} {comparison.capacity} ${prices[comparison.reference]}/h",
+                "price_basis": f"{instance} {comparison.capacity} ${prices[roles.reference]}/h",
             },
         )
-        yield from _gate_results(per_variant, comparison)
+        yield from _gate_results(per_variant, comparison, roles.candidates)
 
-    ab_asset = _ab_asset(catalog, partitions)
-    return dg.Definitions(assets=[quant_sensitivity_responses, quant_quality_comparison, ab_asset])
+    assets = [quant_sensitivity_responses, quant_quality_comparison]
+    if roles.ab is not None:
+        assets.append(_ab_asset(catalog, partitions))
+    return dg.Definitions(assets=assets)
 
 
 def _fail_on_dead_variants(responses: "pd.DataFrame", names: list[str]) -> None:
@@ -316,10 +321,10 @@ def gate_check_name(variant: str) -> str:
     return f"promotion_gate_{variant.replace('-', '_')}"
 
 
-def _gate_results(per_variant: "pd.DataFrame", comparison: ComparisonResource):
+def _gate_results(per_variant: "pd.DataFrame", comparison: ComparisonResource, candidates):
     """One check result per candidate: which rule tripped and by how much, at the configured severity."""
     severity = dg.AssetCheckSeverity(comparison.gate_severity.upper())
-    for variant in comparison.candidates:
+    for variant in candidates:
         row = per_variant.loc[per_variant["variant"] == variant]
         source = {}
         if not row.empty:
@@ -351,6 +356,9 @@ def _gate_results(per_variant: "pd.DataFrame", comparison: ComparisonResource):
 
 
 def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> dg.AssetsDefinition:
+    roles = catalog.evaluation
+    pair = roles.ab
+
     @dg.asset(
         key=AB,
         ins={"responses": dg.AssetIn(RESPONSES)},
@@ -373,8 +381,8 @@ def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> d
         from llmplat_dagster.serving.requests import request_model
 
         ok = responses[responses["status"] == "ok"]
-        control = ok[ok["variant"] == comparison.ab_control].set_index("prompt_id")
-        treatment = ok[ok["variant"] == comparison.ab_treatment].set_index("prompt_id")
+        control = ok[ok["variant"] == pair.control].set_index("prompt_id")
+        treatment = ok[ok["variant"] == pair.treatment].set_index("prompt_id")
         ids = sorted(set(control.index) & set(treatment.index))
         extra = _structured(comparison, judge.PAIRWISE_SCHEMA)
         requests = []
@@ -384,7 +392,7 @@ def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> d
             for order, (x, y) in (("AB", (a, b)), ("BA", (b, a))):
                 messages = tuple(fold_system_message(judge.pairwise_prompt(q, x, y, **expected)))
                 requests.append(ServingRequest(f"{pid}\t{order}", messages, max_tokens=64, extra_body=extra))
-        judge_v = catalog.variant(comparison.judge)
+        judge_v = catalog.variant(roles.judge)
         with endpoints.open(judge_v.name) as url:
             texts = _judge_run(url, judge_v.served_name, requests, serving)
         first = [judge.parse_pairwise(texts.get(pid + "\tAB", "")) for pid in ids]
@@ -402,15 +410,15 @@ def _ab_asset(catalog: Catalog, partitions: dg.PartitionsDefinition | None) -> d
         )
         bias = judge.position_bias(first, swapped)
         context.log.info(
-            f"{comparison.ab_treatment} vs {comparison.ab_control}: win rate {result.win_rate:.2f} "
+            f"{pair.treatment} vs {pair.control}: win rate {result.win_rate:.2f} "
             f"[{result.ci_low:.2f}, {result.ci_high:.2f}], p={result.p_value:.3g}, position bias {bias:.0%}"
         )
         return dg.Output(
             frame,
             metadata={
-                "control": comparison.ab_control,
-                "treatment": comparison.ab_treatment,
-                "treatment_model": request_model(catalog.variant(comparison.ab_treatment)),
+                "control": pair.control,
+                "treatment": pair.treatment,
+                "treatment_model": request_model(catalog.variant(pair.treatment)),
                 "win_rate": result.win_rate,
                 "win_rate_note": "ties count half; the sign test uses the decided pairs",
                 "decided_win_rate": result.decided_win_rate,

@@ -15,13 +15,15 @@ PREFIX = "llm_baseline"
 STAGES = ("manifests", "deployment", "readiness", "canary")
 ROLLOUT_STAGES = ("manifests", "deployment", "readiness")
 SWEEP_STAGE = "load_sweep"  # per variant, on demand and weekly: not part of the main job
+PIN_STAGE = "revision_pin"
 
 SHARED_MANIFESTS = dg.AssetKey([PREFIX, "shared", "manifests"])
 RESPONSES = dg.AssetKey([PREFIX, "quant_sensitivity_responses"])
 COMPARISON = dg.AssetKey([PREFIX, "quant_quality_comparison"])
 AB = dg.AssetKey([PREFIX, "lora_ab_experiment"])
 TREND = dg.AssetKey([PREFIX, "quality_trend"])
-EVALUATION = (RESPONSES, COMPARISON, AB)
+PROMOTION = dg.AssetKey([PREFIX, "promotion_record"])
+EVALUATION = (RESPONSES, COMPARISON, AB, PROMOTION)
 
 SHARED_GROUP = f"{PREFIX}_shared"
 EVALUATION_GROUP = "evaluation"
@@ -38,6 +40,21 @@ PARTITIONS_START = "2026-11-28"
 def asset_key(variant: str, stage: str) -> dg.AssetKey:
     """`llm_baseline/<variant>/<stage>`."""
     return dg.AssetKey([PREFIX, variant, stage])
+
+
+def pin_key(variant: str) -> dg.AssetKey:
+    """`llm_baseline/<variant>/revision_pin`: the revisions the next rollout renders (see `llmplat_dagster.pins`)."""
+    return asset_key(variant, PIN_STAGE)
+
+
+def rollout_pool(variant: str) -> str:
+    """The concurrency pool of a variant's rollout steps; the instance limits every pool to one run at a time."""
+    return f"rollout-{variant}"
+
+
+def variant_job_name(stage: str, variant: str) -> str:
+    """`rollout_mistral_7b_awq_job`: one job per variant, so picking a variant is picking a job."""
+    return f"{stage}_{variant.replace('-', '_')}_job"
 
 
 def op_name(key: dg.AssetKey) -> str:

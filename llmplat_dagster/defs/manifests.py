@@ -4,11 +4,14 @@ from collections import Counter
 
 import dagster as dg
 
-from llmplat_dagster.catalog import Catalog, VariantSpec
-from llmplat_dagster.defs.keys import SHARED_GROUP, SHARED_MANIFESTS, asset_key
+from llmplat_dagster.catalog import Catalog, CatalogError, VariantSpec
+from llmplat_dagster.defs.keys import SHARED_GROUP, SHARED_MANIFESTS, VARIANT_TAG, asset_key, pin_key
+from llmplat_dagster.defs.pins import read_pin
+from llmplat_dagster.defs.resources import HubResource
 from llmplat_dagster.k8s import render as r
 from llmplat_dagster.k8s.tree import dump
-from llmplat_dagster.k8s.validate import CrdSchemas, validate_objects
+from llmplat_dagster.k8s.validate import UNCHECKED_HINT, CrdSchemas, failures, validate_objects
+from llmplat_dagster.pins import provenance_revision
 
 
 def _output(objects: list[r.Obj], overlay: str, extra: dict | None = None) -> dg.Output:
@@ -28,18 +31,33 @@ def _output(objects: list[r.Obj], overlay: str, extra: dict | None = None) -> dg
     )
 
 
-def _schema_check(key: dg.AssetKey, crds: CrdSchemas, name: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=key, name="schema_valid", blocking=True, description=f"{name}: strict schema + CRDs")
+def _schema_check(key: dg.AssetKey, crds: CrdSchemas, name: str, strict: bool) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=key,
+        name="schema_valid",
+        blocking=True,
+        description=f"{name}: strict Kubernetes schemas + CRD schemas; custom resources no CRD checks "
+        + ("fail (strict)" if strict else "warn as not schema-checked"),
+    )
     def _check(objects: list) -> dg.AssetCheckResult:
         problems = validate_objects(objects, crds)
-        missing = [p for p in problems if p.unverified]
-        real = [p for p in problems if p not in missing]
+        failing = failures(problems, strict)
+        unchecked = [p for p in problems if p.unchecked]
+        if failing:
+            description = f"{len(failing)} problem(s): {failing[0]}"
+        elif unchecked:
+            description = f"{len(unchecked)} custom resource(s) not schema-checked; {UNCHECKED_HINT}"
+        else:
+            description = "every object passes its schema"
         return dg.AssetCheckResult(
             passed=not problems,
-            # Without CRD schemas we cannot judge custom resources: warn, don't block a local run.
-            severity=dg.AssetCheckSeverity.ERROR if real else dg.AssetCheckSeverity.WARN,
+            # Without CRD schemas we cannot judge custom resources: warn, don't block a local run (unless strict).
+            severity=dg.AssetCheckSeverity.ERROR if failing else dg.AssetCheckSeverity.WARN,
+            description=description,
             metadata={
-                "problems": dg.MetadataValue.json([str(p) for p in problems]),
+                "problems": dg.MetadataValue.json([str(p) for p in problems if not p.unchecked or strict]),
+                "not_schema_checked": dg.MetadataValue.json([f"{p.kind}/{p.name}" for p in unchecked]),
+                "strict": strict,
                 "crd_sources": dg.MetadataValue.json(sorted(crds.sources.values())),
             },
         )
@@ -48,41 +66,73 @@ def _schema_check(key: dg.AssetKey, crds: CrdSchemas, name: str) -> dg.AssetChec
 
 
 class ManifestsConfig(dg.Config):
-    """Run-time pin of the model revision (the revision sensor sets it when the Hub moves)."""
+    """A one-off revision for this run only (a pin that outlives the run is `pin_revision_job`'s job)."""
 
     revision: str | None = None
     adapter_revisions: dict[str, str] = {}
 
 
-def variant_manifests(catalog: Catalog, v: VariantSpec, overlay: str, crds: CrdSchemas) -> dg.Definitions:
+def _wanted(instance: dg.DagsterInstance, v: VariantSpec, config: ManifestsConfig) -> tuple[str, dict, str]:
+    """(model revision, adapter revisions, where they came from): run config, then the stored pin, then catalog."""
+    revision, adapters, source = v.revision, {}, "catalog"
+    pin = read_pin(instance, v.name)
+    if pin is not None and pin.active:
+        revision, adapters = pin.revision or revision, dict(pin.adapter_revisions)
+        source = f"pin by {pin.pinned_by}" + (f" ({pin.reason})" if pin.reason else "")
+    if config.revision or config.adapter_revisions:
+        revision, source = config.revision or revision, "run config"
+        adapters.update(config.adapter_revisions)
+    return revision, adapters, source
+
+
+def variant_manifests(
+    catalog: Catalog, v: VariantSpec, overlay: str, crds: CrdSchemas, strict: bool = False
+) -> dg.Definitions:
     key = asset_key(v.name, "manifests")
 
     @dg.asset(
         key=key,
+        deps=[pin_key(v.name)],
         group_name=v.group_name,
         kinds={"kubernetes"},
-        tags={"llmplat/variant": v.name},
-        description=f"Rendered {overlay} objects for {v.name} ({v.purpose}); data version = content hash.",
+        tags={VARIANT_TAG: v.name},
+        description=f"Rendered {overlay} objects for {v.name} ({v.purpose}) at the pinned or resolved commit; "
+        "data version = content hash.",
     )
-    def _manifests(config: ManifestsConfig) -> dg.Output:
-        revisions = {v.name: config.revision} if config.revision else None
-        adapters = {v.name: config.adapter_revisions} if config.adapter_revisions else None
-        spec = (
-            catalog.with_overrides(revisions, adapter_revisions=adapters).variant(v.name)
-            if revisions or adapters
-            else v
-        )
+    def _manifests(context: dg.AssetExecutionContext, config: ManifestsConfig, hub: HubResource) -> dg.Output:
+        revision, adapters, source = _wanted(context.instance, v, config)
+        try:
+            wanted = catalog.with_overrides({v.name: revision}, adapter_revisions={v.name: adapters}).variant(v.name)
+        except CatalogError as exc:  # e.g. a stored pin names an adapter the catalog has since dropped
+            raise dg.Failure(
+                f"{v.name}: the {source} revisions do not fit the catalog: {exc}. "
+                "Re-pin or unpin the variant with pin_revision_job, or fix the run config."
+            ) from None
+        resolved = hub.resolve(wanted)
+        for note in resolved.unresolved:
+            context.log.warning(f"{v.name}: {note}; rendered as written and recorded as unresolved")
+        spec = catalog.with_overrides(
+            {v.name: resolved.revision}, adapter_revisions={v.name: resolved.adapter_revisions}
+        ).variant(v.name)
         objects = r.render_variant(catalog, spec, overlay)
         return _output(
             objects,
             overlay,
-            {"image": spec.image, "model_id": spec.model_id, "model_revision": spec.revision, "pinned": spec.pinned},
+            {
+                "image": spec.image,
+                "model_id": spec.model_id,
+                "model_revision": provenance_revision(spec.revision),
+                "revision_source": source,
+                "resolved": dg.MetadataValue.json(resolved.resolved_refs(wanted)),
+                "unresolved": dg.MetadataValue.json(list(resolved.unresolved)),
+                "pinned": spec.pinned,
+            },
         )
 
-    return dg.Definitions(assets=[_manifests], asset_checks=[_schema_check(key, crds, v.name)])
+    return dg.Definitions(assets=[_manifests], asset_checks=[_schema_check(key, crds, v.name, strict)])
 
 
-def shared_manifests(catalog: Catalog, overlay: str, crds: CrdSchemas) -> dg.Definitions:
+def shared_manifests(catalog: Catalog, overlay: str, crds: CrdSchemas, strict: bool = False) -> dg.Definitions:
     """The namespace, ServiceMonitor, alert rules and Grafana dashboard every variant shares."""
     key = SHARED_MANIFESTS
 
@@ -90,10 +140,10 @@ def shared_manifests(catalog: Catalog, overlay: str, crds: CrdSchemas) -> dg.Def
     def _shared() -> dg.Output:
         return _output(r.shared_objects(catalog, overlay), overlay)
 
-    return dg.Definitions(assets=[_shared], asset_checks=[_schema_check(key, crds, "shared")])
+    return dg.Definitions(assets=[_shared], asset_checks=[_schema_check(key, crds, "shared", strict)])
 
 
-def manifests_defs(catalog: Catalog, overlay: str, crds: CrdSchemas) -> dg.Definitions:
-    parts = [shared_manifests(catalog, overlay, crds)]
-    parts += [variant_manifests(catalog, v, overlay, crds) for v in catalog.variants]
+def manifests_defs(catalog: Catalog, overlay: str, crds: CrdSchemas, strict: bool = False) -> dg.Definitions:
+    parts = [shared_manifests(catalog, overlay, crds, strict)]
+    parts += [variant_manifests(catalog, v, overlay, crds, strict) for v in catalog.variants]
     return dg.Definitions.merge(*parts)

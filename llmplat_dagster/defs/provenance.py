@@ -9,6 +9,7 @@ import dagster as dg
 
 from llmplat_dagster.catalog import Catalog
 from llmplat_dagster.defs.keys import asset_key
+from llmplat_dagster.pins import provenance_revision
 
 COLUMNS = ("model_revision", "manifest_hash", "vllm_image")
 
@@ -18,7 +19,7 @@ def provenance(instance: dg.DagsterInstance, catalog: Catalog, variant: str) -> 
     event = instance.get_latest_materialization_event(asset_key(variant, "deployment"))
     meta = {k: v.value for k, v in event.asset_materialization.metadata.items()} if event else {}
     return {
-        "model_revision": str(meta.get("model_revision", spec.revision)),
+        "model_revision": str(meta.get("model_revision", provenance_revision(spec.revision))),
         "manifest_hash": str(meta.get("applied_hash", "not-rolled-out")),
         "vllm_image": str(meta.get("image", spec.image)),
     }

@@ -16,6 +16,7 @@ class ClusterResource(dg.ConfigurableResource):
     mode: str = Field(default="dry-run", description="dry-run | kubernetes")
     state_dir: str = Field(default=".dagster_home/llmplat/dry-run", description="dry run: what it recorded last")
     crd_dirs: list[str] = Field(default_factory=list, description="dry run: CRD folders for schema checks")
+    strict_schemas: bool = Field(default=False, description="dry run: fail on custom resources no CRD checks")
     kube_context: str | None = Field(default=None, description="kubeconfig context (kubernetes mode)")
     in_cluster: bool = Field(default=False, description="use the pod's service account (kubernetes mode)")
     force_conflicts: bool = Field(default=False, description="take fields owned by another field manager")
@@ -26,7 +27,8 @@ class ClusterResource(dg.ConfigurableResource):
             from llmplat_dagster.k8s.dryrun import DryRunCluster
             from llmplat_dagster.k8s.validate import CrdSchemas
 
-            return DryRunCluster(Path(self.state_dir), crds=CrdSchemas.from_dirs(self.crd_dirs))
+            crds = CrdSchemas.from_dirs(self.crd_dirs)
+            return DryRunCluster(Path(self.state_dir), crds=crds, strict=self.strict_schemas)
         if self.mode == "kubernetes":
             from llmplat_dagster.k8s.kube import KubernetesCluster
 
@@ -60,8 +62,38 @@ class EndpointsResource(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def open(self, variant: str) -> Iterator[str]:
-        with self.resolver().open(variant) as url:
+        """The variant's base URL; no server for it fails the step saying what to set, not with a bare KeyError."""
+        with contextlib.ExitStack() as stack:
+            try:
+                url = stack.enter_context(self.resolver().open(variant))
+            except LookupError as exc:  # EndpointError, or no ready pod to forward to
+                raise dg.Failure(description=str(exc), metadata={"endpoints": self.mode}) from None
             yield url
+
+
+class HubResource(dg.ConfigurableResource):
+    """The Hugging Face Hub a rollout asks which commit a branch points at, so provenance records a sha."""
+
+    online: bool = Field(default=False, description="ask the Hub; off: branches are recorded as unresolved")
+    endpoint: str | None = Field(default=None, description="Hub URL (HF_ENDPOINT); default huggingface.co")
+    timeout_s: float = 10.0
+    attempts: int = Field(default=3, description="look-ups per ref before it is reported unresolved")
+
+    def resolve(self, spec):
+        """`Resolved` shas for the branches `spec` loads; HF_TOKEN is read here, never logged."""
+        from llmplat_dagster.automation.resolve import refs_to_resolve, resolve
+
+        if not self.online or not refs_to_resolve(spec):
+            hint = "Hub look-ups are off (local default; set HF_ENDPOINT or LLMPLAT_RESOLVE_REVISIONS=1)"
+            return resolve(spec, None, offline_reason=hint)
+        from llmplat_dagster.automation.hub import lookup_revisions
+
+        token = dg.EnvVar("HF_TOKEN").get_value() or None
+
+        def lookup(refs):
+            return lookup_revisions(refs, endpoint=self.endpoint, token=token, timeout_s=self.timeout_s)
+
+        return resolve(spec, lookup, attempts=self.attempts)
 
 
 class ServingResource(dg.ConfigurableResource):

@@ -5,12 +5,12 @@ import time
 import dagster as dg
 
 from llmplat_dagster.catalog import Catalog, VariantSpec
-from llmplat_dagster.defs.keys import asset_key
+from llmplat_dagster.defs.keys import VARIANT_TAG, asset_key, rollout_pool
 from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource
 from llmplat_dagster.k8s import render as r
 from llmplat_dagster.observability import required_series
+from llmplat_dagster.pins import provenance_revision
 
-ROLLOUT_TAG = "llmplat/rollout-variant"  # dagster.yaml limits runs to one per value of this tag
 GOLDEN_CHECKS = ("models_listed", "chat_completion", "metric_contract")
 
 
@@ -19,16 +19,30 @@ def _annotation(objects: list, name: str) -> str | None:
     return (deploy or {}).get("metadata", {}).get("annotations", {}).get(name)
 
 
+def _once(objects: list) -> list:
+    """The rendered objects, once. Dagster 1.13's op selection turns the blocking `schema_valid` check into a
+    fan-in (dagster/_core/definitions/op_selection.py rebuilds it as a MultiDependencyDefinition), so a step picked
+    by name in the launchpad receives the manifests output once per source: [[objects], [objects]]."""
+    if objects and all(isinstance(item, list) for item in objects):
+        if any(item != objects[0] for item in objects[1:]):
+            raise dg.Failure("deployment received different manifests from its sources; re-run manifests first")
+        return objects[0]
+    return objects
+
+
 def _deployment_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=asset_key(v.name, "deployment"),
         ins={"objects": dg.AssetIn(asset_key(v.name, "manifests"))},
         group_name=v.group_name,
         kinds={"kubernetes"},
-        tags={"llmplat/variant": v.name},
-        description=f"Server-side apply of {v.name}'s objects (field manager {r.FIELD_MANAGER}).",
+        tags={VARIANT_TAG: v.name},
+        pool=rollout_pool(v.name),
+        description=f"Server-side apply of {v.name}'s objects (field manager {r.FIELD_MANAGER}); one rollout of "
+        f"{v.name} at a time (pool {rollout_pool(v.name)}).",
     )
     def _deployment(context: dg.AssetExecutionContext, objects: list, cluster: ClusterResource) -> dg.MaterializeResult:
+        objects = _once(objects)
         result = cluster.get().apply(objects, variant=v.name)
         digest = r.content_hash(objects)
         if result.conflicts:
@@ -46,7 +60,7 @@ def _deployment_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
                 "message": result.message,
                 "objects": dg.MetadataValue.json(list(result.objects)),
                 "image": v.image,
-                "model_revision": _annotation(objects, "llmplat/model-revision") or v.revision,
+                "model_revision": provenance_revision(_annotation(objects, "llmplat/model-revision") or v.revision),
                 "applied_hash": digest,
                 "generation": result.generation if result.generation is not None else -1,
                 "diff": dg.MetadataValue.md(f"```diff\n{result.diff[:8000]}\n```" if result.diff else "(no change)"),
@@ -61,7 +75,8 @@ def _readiness_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
         key=asset_key(v.name, "readiness"),
         deps=[asset_key(v.name, "deployment")],
         group_name=v.group_name,
-        tags={"llmplat/variant": v.name},
+        tags={VARIANT_TAG: v.name},
+        pool=rollout_pool(v.name),
         description=f"{v.name} rolled out and serving {v.served_name!r} on /v1/models; records time to ready.",
     )
     def _readiness(

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from llmplat_dagster.k8s.cluster import ApplyResult, ClusterError, Obj, RolloutResult, object_ref
-from llmplat_dagster.k8s.validate import CrdSchemas, house_rules, validate_objects
+from llmplat_dagster.k8s.validate import CrdSchemas, failures, house_rules, validate_objects
 
 
 def _dump(objects: dict[str, Obj]) -> list[str]:
@@ -24,12 +24,24 @@ def _dump(objects: dict[str, Obj]) -> list[str]:
     return yaml.safe_dump_all(docs, sort_keys=True).splitlines(keepends=True) if docs else []
 
 
+def _desired(dep: Obj, recorded: dict[str, Obj], namespace: str, name: str) -> int:
+    """The Deployment's replicas, or its autoscaler's minimum when the autoscaler owns them (no spec.replicas)."""
+    if "replicas" in (dep.get("spec") or {}):
+        return int(dep["spec"]["replicas"])
+    for kind, field in (("HorizontalPodAutoscaler", "minReplicas"), ("ScaledObject", "minReplicaCount")):
+        scaler = recorded.get(f"{kind}/{namespace}/{name}")
+        if scaler and field in (scaler.get("spec") or {}):
+            return int(scaler["spec"][field])
+    return 1  # the API server's default
+
+
 class DryRunCluster:
     kind = "dry-run"
 
-    def __init__(self, state_dir: Path | str, crds: CrdSchemas | None = None) -> None:
+    def __init__(self, state_dir: Path | str, crds: CrdSchemas | None = None, strict: bool = False) -> None:
         self.state_dir = Path(state_dir)
         self.crds = crds
+        self.strict = strict  # custom resources without a CRD schema fail instead of passing unchecked
 
     def _state_file(self, variant: str) -> Path:
         return self.state_dir / f"{variant}.json"
@@ -41,7 +53,7 @@ class DryRunCluster:
 
     def apply(self, objects: list[Obj], *, variant: str) -> ApplyResult:
         if self.crds is not None:
-            problems = validate_objects(objects, self.crds)
+            problems = failures(validate_objects(objects, self.crds), self.strict)
         else:
             problems = [p for o in objects for p in house_rules(o)]
         if problems:
@@ -59,9 +71,10 @@ class DryRunCluster:
     def wait_for_rollout(self, namespace: str, name: str, *, timeout_s: float) -> RolloutResult:
         replicas = 1
         for path in sorted(self.state_dir.glob("*.json")) if self.state_dir.is_dir() else []:
-            dep = json.loads(path.read_text()).get(f"Deployment/{namespace}/{name}")
+            recorded = json.loads(path.read_text())
+            dep = recorded.get(f"Deployment/{namespace}/{name}")
             if dep:
-                replicas = int((dep.get("spec") or {}).get("replicas", 1))
+                replicas = _desired(dep, recorded, namespace, name)
         message = (
             f"dry run: no cluster was involved; {namespace}/{name} is not running anywhere (the simulator stands in)"
         )

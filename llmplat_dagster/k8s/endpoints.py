@@ -38,6 +38,10 @@ class ServiceDnsEndpoints:
         yield self.url(variant)
 
 
+class EndpointError(LookupError):
+    """No server to talk to for a variant; the message says what to set."""
+
+
 class StaticEndpoints:
     """An explicit variant -> base URL map (the simulator fleet, or any server the user points at)."""
 
@@ -49,7 +53,12 @@ class StaticEndpoints:
     @contextlib.contextmanager
     def open(self, variant: str) -> Iterator[str]:
         if variant not in self.urls:
-            raise KeyError(f"no URL for variant {variant!r}; known: {sorted(self.urls)}")
+            named = f"it names {sorted(self.urls)}" if self.urls else "it is not set"
+            raise EndpointError(
+                f"no endpoint for variant {variant!r}: LLMPLAT_ENDPOINTS does not name it ({named}). "
+                "Start servers with `llmplat sim fleet --endpoints-file endpoints.json` and set "
+                "LLMPLAT_ENDPOINTS=endpoints.json (or variant=http://host:port,...) where Dagster runs"
+            )
         yield self.urls[variant]
 
 

@@ -3,7 +3,9 @@
 Every object goes through server-side apply (PATCH `application/apply-patch+yaml`, `fieldManager`), built-in
 kinds through their generated `patch_*` method, custom resources (ScaledObject, ServiceMonitor) through
 `CustomObjectsApi`. A field owned by another manager is a conflict that is reported, not overwritten, unless
-`force_conflicts` is set: someone scaled or edited the Deployment by hand and should hear about it.
+`force_conflicts` is set: someone edited the Deployment by hand and should hear about it. Replicas of an
+autoscaled variant are the autoscaler's: the rendered Deployment leaves `spec.replicas` out, and a Deployment
+whose replicas this manager still owns from an older rendering hands them over first (`_hand_over_replicas`).
 Calls are retried on 429 and 5xx with exponential backoff through the injected `sleep`.
 """
 
@@ -41,6 +43,18 @@ BUILTIN: dict[tuple[str, str], tuple[type, str]] = {
     ("policy/v1", "PodDisruptionBudget"): (client.PolicyV1Api, "namespaced_pod_disruption_budget"),
 }
 CUSTOM_PLURALS = {"ScaledObject": "scaledobjects", "ServiceMonitor": "servicemonitors"}
+# Holds spec.replicas while this manager stops declaring it; the autoscaler's next scale takes it over.
+REPLICAS_HANDOVER = f"{FIELD_MANAGER}-replicas-handover"
+
+
+def owns_replicas(live: Obj, manager: str) -> bool:
+    """Whether `manager`'s Apply entry in managedFields claims spec.replicas."""
+    return any(
+        entry.get("manager") == manager
+        and entry.get("operation") == "Apply"
+        and "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+        for entry in (live.get("metadata") or {}).get("managedFields") or []
+    )
 
 
 def conflict_lines(ref: str, exc: ApiException) -> list[str]:
@@ -147,6 +161,36 @@ class KubernetesCluster:
         result = self.call(f"apply {object_ref(obj)}", fn, *args, obj, **opts)
         return self.api_client.sanitize_for_serialization(result)
 
+    def _hand_over_replicas(self, obj: Obj) -> str | None:
+        """Keep a scaled Deployment's replicas when this manager stops declaring them.
+
+        Dropping a field that only this manager owns makes the API server remove it, i.e. reset the Deployment
+        to 1 replica. Kubernetes' documented way out ("Transferring ownership", server-side apply): re-declare
+        the live value under a separate manager first; the autoscaler's next scale then owns it alone.
+        """
+        meta = obj["metadata"]
+        ref = object_ref(obj)
+        try:
+            live = self.call(f"read {ref}", self.apps.read_namespaced_deployment, meta["name"], meta["namespace"])
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise ClusterError(f"read {ref}: {describe_error(exc)}") from exc
+        live = self.api_client.sanitize_for_serialization(live)
+        if not owns_replicas(live, self.field_manager):
+            return None
+        replicas = (live.get("spec") or {}).get("replicas", 1)
+        body = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            "spec": {"replicas": replicas},
+        }
+        opts = {"field_manager": REPLICAS_HANDOVER, "_content_type": APPLY_PATCH}
+        patch = self.apps.patch_namespaced_deployment
+        self.call(f"hand over {ref} replicas", patch, meta["name"], meta["namespace"], body, **opts)
+        return f"{ref}: spec.replicas ({replicas}) handed over from {self.field_manager} to the autoscaler"
+
     def ensure_namespace(self, name: str) -> bool:
         """Create the namespace when it is missing; True if it was created."""
         try:
@@ -176,6 +220,9 @@ class KubernetesCluster:
         generation: int | None = None
         for obj in ordered:
             ref = object_ref(obj)
+            autoscaled = obj["kind"] == "Deployment" and "replicas" not in (obj.get("spec") or {})
+            if autoscaled and (note := self._hand_over_replicas(obj)):
+                self.log.info(note)
             try:
                 result = self._patch(obj)
             except ApiException as exc:

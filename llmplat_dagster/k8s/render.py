@@ -286,7 +286,7 @@ def deployment(catalog: Catalog, v: VariantSpec, ov: Overlay) -> Obj:
     }
     if not pod_spec["initContainers"]:
         del pod_spec["initContainers"]
-    return {
+    deploy = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
@@ -317,6 +317,11 @@ def deployment(catalog: Catalog, v: VariantSpec, ov: Overlay) -> Obj:
             },
         },
     }
+    if ov.autoscaler in ("hpa", "keda"):
+        # The autoscaler owns replicas: server-side apply leaves the field to its field manager, so a rollout
+        # neither conflicts with it nor resets a scaled-out variant (the first apply starts at 1, the default).
+        del deploy["spec"]["replicas"]
+    return deploy
 
 
 def service(catalog: Catalog, v: VariantSpec) -> Obj:

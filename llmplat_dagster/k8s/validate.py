@@ -3,14 +3,16 @@
 Built-in kinds go through `kubernetes-validate` in strict mode (unknown fields are errors) for a stated
 Kubernetes version. Custom resources (ServiceMonitor, ScaledObject) are checked against their CRD's
 `openAPIV3Schema`, read from a CRD folder or from the cluster: the project does not vendor upstream CRDs.
-A PrometheusRule without a loaded CRD is checked by the project itself (k8s/promrules.py: structure, then
-`promtool check rules`), and said so; a check that could not run is a problem marked `unverified`.
+A custom resource with neither a CRD schema nor a project-side validator (`PROJECT_VALIDATORS`) is reported as
+*not schema-checked*: a warning by default (a fresh clone has no CRDs beside it), a failure in strict mode.
+A PrometheusRule is checked by the project itself (k8s/promrules.py: structure, then `promtool check rules`), and
+said so; without promtool it is unchecked, never passed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,10 @@ from llmplat_dagster.k8s.render import Obj
 
 DEFAULT_K8S_VERSION = "1.31"  # EKS standard support; kubernetes-validate ships schemas up to 1.37
 BUILTIN_GROUPS = {"", "apps", "autoscaling", "batch", "policy", "rbac.authorization.k8s.io", "networking.k8s.io"}
+UNCHECKED_HINT = (
+    "check custom resources with --crd-dir DIR (or LLMPLAT_CRD_DIR) or --crds-from-cluster; "
+    "--strict (LLMPLAT_STRICT_SCHEMAS=1) fails on unchecked ones"
+)
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class Problem:
     path: str
     message: str
     source: str = ""
-    unverified: bool = False  # could not be checked (no CRD schema, no promtool): not a pass, not a defect
+    unchecked: bool = False  # nothing to check it against (no CRD schema, no project validator): not an error
 
     def __str__(self) -> str:
         where = f"{self.source}: " if self.source else ""
@@ -40,6 +46,26 @@ class Problem:
 
 def _group(api_version: str) -> str:
     return api_version.split("/")[0] if "/" in api_version else ""
+
+
+# (API group, kind) -> a check the project itself runs (e.g. promtool for PrometheusRule). A kind with one counts
+# as checked even without its CRD; with both, both run.
+ProjectValidator = Callable[[Obj, str], list[Problem]]
+
+
+def _prometheus_rule(obj: Obj, source: str) -> list[Problem]:
+    """promtool (and a structural check of the fields the project uses); unchecked when promtool is missing."""
+    kind, name = obj.get("kind", "?"), (obj.get("metadata") or {}).get("name", "?")
+    found, unchecked = promrules.rule_problems(obj)
+    return [Problem(kind, name, path, message, source, unchecked) for path, message in found]
+
+
+PROJECT_VALIDATORS: dict[tuple[str, str], ProjectValidator] = {promrules.KIND: _prometheus_rule}
+
+
+def failures(problems: Iterable[Problem], strict: bool) -> list[Problem]:
+    """The problems that fail validation: every real one, and the unchecked ones only in strict mode."""
+    return [p for p in problems if strict or not p.unchecked]
 
 
 def _strict_schema(node: Any) -> Any:
@@ -147,30 +173,28 @@ def validate_object(
             return [Problem(kind, name, "apiVersion", exc.message, source)]
         return []
     schema, _ = crds.lookup(obj)
-    own: list[Problem] = []
-    if (_group(obj.get("apiVersion", "")), kind) == promrules.KIND:
-        found, unverified = promrules.rule_problems(obj, structural=schema is None)
-        own = [Problem(kind, name, path, message, source, unverified) for path, message in found]
-        if schema is None:
-            return own
-    if schema is None:
+    project = PROJECT_VALIDATORS.get((_group(obj.get("apiVersion", "")), kind))
+    if schema is None and project is None:
         known = ", ".join(sorted(f"{g}/{v} {k}" for g, v, k in crds.schemas)) or "none"
         return [
             Problem(
                 kind,
                 name,
                 "apiVersion",
-                f"no CRD schema for {obj.get('apiVersion')} {kind} (loaded: {known}); "
-                "pass --crd-dir DIR or --crds-from-cluster",
+                f"not schema-checked: no CRD schema for {obj.get('apiVersion')} {kind} (loaded: {known}); "
+                "pass --crd-dir DIR (or LLMPLAT_CRD_DIR) or --crds-from-cluster",
                 source,
-                unverified=True,
+                unchecked=True,
             )
         ]
-    validator = jsonschema.Draft202012Validator(schema)
-    return [
-        Problem(kind, name, error_path(e), e.message, source)
-        for e in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
-    ] + own
+    problems = project(obj, source) if project else []
+    if schema is not None:
+        validator = jsonschema.Draft202012Validator(schema)
+        problems += [
+            Problem(kind, name, error_path(e), e.message, source)
+            for e in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
+        ]
+    return problems
 
 
 def supported_k8s_versions() -> list[str]:

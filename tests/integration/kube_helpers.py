@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp.web
+import dagster as dg
 import kmock
 from kubernetes import client
+
+from llmplat_dagster.k8s.kube import KubernetesCluster
 
 DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
 PODS = kmock.resource("", "v1", "pods")
@@ -95,6 +98,18 @@ def api_client_for(server: Any) -> client.ApiClient:
     cfg = client.Configuration()
     cfg.host = str(server.url).rstrip("/")
     return client.ApiClient(cfg)
+
+
+class KmockCluster(dg.ConfigurableResource):
+    """The prod ClusterResource's `kubernetes` mode, with the client pointed at kmock instead of in-cluster config."""
+
+    mode: str = "kubernetes"
+    host: str
+    rollout_timeout_s: float = 60.0
+
+    def get(self) -> KubernetesCluster:
+        clock = FakeClock()
+        return KubernetesCluster(api_client_for(type("S", (), {"url": self.host})()), sleep=clock.sleep, clock=clock)
 
 
 def ssa_patches(server: Any) -> list[kmock.Request]:

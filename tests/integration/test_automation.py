@@ -181,7 +181,7 @@ def test_a_moved_adapter_re_rolls_only_the_lora_variant_with_that_adapter_pinned
     objects = result.output_for_node("llm_baseline__mistral_7b_lora__manifests")
     init = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]["initContainers"][0]
     assert f"repo_id='acme/adapter-2', revision='{NEW}'" in init["command"][-1]
-    assert "repo_id='acme/adapter-1', revision='main'" in init["command"][-1]
+    assert f"repo_id='acme/adapter-1', revision='{OLD}'" in init["command"][-1]  # `main`, resolved at rollout
 
 
 def test_four_lookups_in_one_tick_take_about_as_long_as_one(tmp_path, hub, instance):

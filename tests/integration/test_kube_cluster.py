@@ -85,7 +85,9 @@ async def test_apply_sends_server_side_apply_for_every_kind(kmock, api, clock):
         assert r.headers["Content-Type"] == APPLY_PATCH
         assert r.params == {"fieldManager": "llmplat-dagster"}  # no force unless configured
         assert json.loads(r.body)["kind"] in {o["kind"] for o in objects}
-    assert kmock.objects["apps/v1/deployments", NS, NAME]["spec"]["replicas"] == 1
+    deployment = kmock.objects["apps/v1/deployments", NS, NAME]
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0  # the applied body is what is stored
+    assert "replicas" not in deployment["spec"]  # the autoscaler's field (tests/integration/test_autoscaled_rollout.py)
     # The namespace was missing: read (404), then created, before anything in it was applied.
     assert kmock.namespace_requests == [("GET", NS), ("POST", "")]
 

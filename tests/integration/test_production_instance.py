@@ -48,20 +48,25 @@ def prod_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    # K8sRunLauncher loads the in-cluster config when the instance starts (it must, to resume runs); none here.
+    monkeypatch.setattr("dagster_k8s.launcher.load_kubernetes_config", lambda **_: None)
     shutil.copy(DEPLOY / "dagster.yaml", tmp_path / "dagster.yaml")
     return tmp_path
 
 
-def test_a_job_runs_on_the_production_instance_and_lands_in_postgres(prod_home, postgres_url, crd_dir, s3):  # noqa: F811
+def test_a_job_runs_on_the_production_instance_and_lands_in_postgres(prod_home, postgres_url, crd_dirs, s3):  # noqa: F811
     with dg.DagsterInstance.from_config(str(prod_home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
-        limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
-        assert {"key": "llmplat/rollout-variant", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
         assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
-        defs = build_definitions(Settings(environment="prod", crd_dirs=(crd_dir,)))
+        # Dagster itself refuses resume attempts with a launcher that cannot resume; K8sRunLauncher can.
+        assert instance.run_launcher.supports_resume_run and instance.run_monitoring_max_resume_run_attempts == 2
+        assert instance.run_retries_enabled and not instance.run_retries_retry_on_asset_or_op_failure
+        assert instance.get_concurrency_config().pool_config.pool_granularity.value == "run"
+        defs = build_definitions(Settings(environment="prod", crd_dirs=crd_dirs, resolve_revisions=False))
         result = defs.resolve_job_def("manifests_job").execute_in_process(instance=instance)
         assert result.success
         run_id = result.run_id

@@ -13,7 +13,6 @@ import contextlib
 import copy
 from pathlib import Path
 
-import dagster as dg
 import kmock
 import pytest
 import yaml
@@ -26,7 +25,16 @@ from llmplat_dagster.k8s import rbac
 from llmplat_dagster.k8s.kube import KubernetesCluster
 from llmplat_dagster.k8s.validate import CrdSchemas, validate_objects
 from llmplat_dagster.settings import Settings
-from tests.integration.kube_helpers import Controller, FakeClock, FakeKubeApi, Step, api_client_for, dep_status, pod
+from tests.integration.kube_helpers import (
+    Controller,
+    FakeClock,
+    FakeKubeApi,
+    KmockCluster,
+    Step,
+    api_client_for,
+    dep_status,
+    pod,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.kmock(cls=FakeKubeApi), pytest.mark.timeout(60)]
 
@@ -51,23 +59,11 @@ def recorded(server: FakeKubeApi, since: int = 0) -> list[rbac.Access]:
     return out
 
 
-class KmockCluster(dg.ConfigurableResource):
-    """The prod ClusterResource's `kubernetes` mode, with the client pointed at kmock instead of in-cluster config."""
-
-    mode: str = "kubernetes"
-    host: str
-    rollout_timeout_s: float = 60.0
-
-    def get(self) -> KubernetesCluster:
-        clock = FakeClock()
-        return KubernetesCluster(api_client_for(type("S", (), {"url": self.host})()), sleep=clock.sleep, clock=clock)
-
-
-async def run_pod_calls(server: FakeKubeApi, crd_dir: Path) -> list[rbac.Access]:
+async def run_pod_calls(server: FakeKubeApi, crd_dirs: tuple[Path, ...]) -> list[rbac.Access]:
     """What a prod rollout run does in llm-baseline: the graph applies all four variants, then a rollout is watched."""
     server.namespaces[NS] = {"metadata": {"name": NS}}  # created beforehand by an admin (deploy/README.md)
     defs = build_definitions(
-        Settings(environment="prod", crd_dirs=(crd_dir,)), {"cluster": KmockCluster(host=str(server.url))}
+        Settings(environment="prod", crd_dirs=crd_dirs), {"cluster": KmockCluster(host=str(server.url))}
     )
     job = defs.resolve_job_def("rollout_job")
     selection = [k for k in job.asset_layer.selected_asset_keys if k.path[-1] in ("manifests", "deployment")]
@@ -135,8 +131,8 @@ async def launcher_calls(server: FakeKubeApi) -> list[rbac.Access]:
     return recorded(server, start)
 
 
-async def test_every_call_of_a_prod_rollout_run_is_granted_and_nothing_more(kmock, crd_dir: Path):
-    calls = await run_pod_calls(kmock, crd_dir)
+async def test_every_call_of_a_prod_rollout_run_is_granted_and_nothing_more(kmock, crd_dirs: tuple[Path, ...]):
+    calls = await run_pod_calls(kmock, crd_dirs)
     policy = rbac.Rbac.from_documents(rbac_docs())
     assert {a.namespace for a in calls} == {NS}
     assert policy.denied(RUN_NS, RUN_SA, calls) == []
@@ -149,9 +145,9 @@ async def test_every_call_of_a_prod_rollout_run_is_granted_and_nothing_more(kmoc
     assert policy.denied(RUN_NS, RUN_SA, [rbac.Access(RUN_NS, "", "pods", "list")])
 
 
-async def test_the_run_pod_may_patch_only_the_objects_the_catalog_names(kmock, crd_dir: Path):
+async def test_the_run_pod_may_patch_only_the_objects_the_catalog_names(kmock, crd_dirs: tuple[Path, ...]):
     """Patch and get are scoped by resourceNames to exactly the objects the recorded calls touched."""
-    calls = await run_pod_calls(kmock, crd_dir)
+    calls = await run_pod_calls(kmock, crd_dirs)
     policy = rbac.Rbac.from_documents(rbac_docs())
     role = next(d for d in rbac_docs() if d["kind"] == "Role" and d["metadata"]["namespace"] == NS)
     nameable = {"get", "patch", "update", "delete"}
@@ -190,8 +186,8 @@ def test_a_resource_names_rule_never_grants_create_list_or_watch():
     assert [a.verb for a in policy.denied("ns", "sa", wanted)] == ["create", "list", "watch"]
 
 
-async def test_removing_a_verb_the_code_uses_is_reported(kmock, crd_dir: Path):
-    calls = await run_pod_calls(kmock, crd_dir)
+async def test_removing_a_verb_the_code_uses_is_reported(kmock, crd_dirs: tuple[Path, ...]):
+    calls = await run_pod_calls(kmock, crd_dirs)
     for verb, resource in (
         ("watch", "deployments"),
         ("create", "scaledobjects"),

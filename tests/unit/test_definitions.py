@@ -19,15 +19,18 @@ from llmplat_dagster.settings import Settings, SettingsError
 VARIANTS = ["mistral-7b-awq", "mistral-7b-fp16", "mistral-7b-lora", "mistral-7b-judge"]
 
 
-def test_every_expected_asset_check_and_job_key(crd_dir: Path):
-    defs = build_definitions(Settings(crd_dirs=(crd_dir,)))
+def test_every_expected_asset_check_and_job_key():
+    defs = build_definitions(Settings())
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     stages = ("manifests", "deployment", "readiness", "canary")
     evaluation = {"quant_sensitivity_responses", "quant_quality_comparison", "lora_ab_experiment", "quality_trend"}
-    assert keys == {f"llm_baseline/{v}/{s}" for v in VARIANTS for s in (*stages, "load_sweep")} | {
+    evaluation |= {"promotion_record"}
+    pins = {f"llm_baseline/{v}/revision_pin" for v in VARIANTS}
+    assert keys == {f"llm_baseline/{v}/{s}" for v in VARIANTS for s in (*stages, "load_sweep")} | pins | {
         f"llm_baseline/{k}" for k in (*evaluation, "shared/manifests")
     }
+    assert not any(graph.get(dg.AssetKey.from_user_string(k)).is_materializable for k in pins)  # pins are recorded
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     manifests = {k for k in keys if k.endswith("/manifests")}
     golden = {(f"llm_baseline/{v}/readiness", c) for v in VARIANTS for c in GOLDEN_CHECKS}
@@ -36,15 +39,17 @@ def test_every_expected_asset_check_and_job_key(crd_dir: Path):
     }
     assert checks == {(k, "schema_valid") for k in manifests} | golden | gates
     daily = {"canary", "quant_sensitivity_responses", "quant_quality_comparison", "lora_ab_experiment"}
+    daily |= {"promotion_record"}
     for key in graph.get_all_asset_keys():
         partitioned = graph.get(key).partitions_def is not None
         assert partitioned == (key.path[-1] in daily), key
     assert GOLDEN_CHECKS == ("models_listed", "chat_completion", "metric_contract")
     for v in VARIANTS:
-        for stage in stages:
+        for stage in (*stages, "revision_pin"):
             assert graph.get(dg.AssetKey(["llm_baseline", v, stage])).group_name == v.replace("-", "_")
     jobs = {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")}
-    assert jobs == {
+    per_variant = {f"{stage}_{v.replace('-', '_')}_job" for v in VARIANTS for stage in ("rollout", "canary")}
+    assert jobs == per_variant | {
         "manifests_job",
         "rollout_job",
         "canary_job",
@@ -53,7 +58,10 @@ def test_every_expected_asset_check_and_job_key(crd_dir: Path):
         "revision_rollout_job",
         "autoscaling_validation_job",
         "load_sweep_job",
+        "pin_revision_job",
     }
+    awq = defs.resolve_job_def("rollout_mistral_7b_awq_job").asset_layer.selected_asset_keys
+    assert {k.to_user_string() for k in awq} == {f"llm_baseline/mistral-7b-awq/{s}" for s in stages[:3]}
     assert {s.name for s in defs.schedules} == {"nightly_comparison_schedule", "load_sweep_schedule"}
     assert {s.name for s in defs.sensors} == {
         "model_revision_sensor",
@@ -86,11 +94,20 @@ def test_settings_parse_revision_pins_and_reject_garbage():
         Settings.from_env({"LLMPLAT_MODEL_REVISIONS": "mistral-7b-awq"})
 
 
+def test_strictness_and_revision_resolution_are_settings():
+    s = Settings.from_env({"LLMPLAT_STRICT_SCHEMAS": "1", "LLMPLAT_RESOLVE_REVISIONS": "0", "HF_ENDPOINT": "http://h"})
+    assert s.strict_schemas and not s.hub_online  # an explicit 0 wins over a configured Hub
+    assert Settings.from_env({"HF_ENDPOINT": "http://h"}).hub_online and Settings(environment="prod").hub_online
+    assert not Settings.from_env({}).hub_online and not Settings.from_env({}).strict_schemas  # the local default
+    with pytest.raises(SettingsError, match="LLMPLAT_STRICT_SCHEMAS='maybe': expected 1 or 0"):
+        Settings.from_env({"LLMPLAT_STRICT_SCHEMAS": "maybe"})
+
+
 @pytest.mark.parametrize(
     ("environment", "autoscaler"), [("local", "HorizontalPodAutoscaler"), ("prod", "ScaledObject")]
 )
 def test_manifest_assets_materialize_with_content_hash_versions(crd_dir: Path, environment: str, autoscaler: str):
-    defs = build_definitions(Settings(environment=environment, crd_dirs=(crd_dir,)))
+    defs = build_definitions(Settings(environment=environment, crd_dirs=(crd_dir,), resolve_revisions=False))
     result = defs.resolve_job_def("manifests_job").execute_in_process()
     assert result.success
     assert {m.asset_key.path[-1] for m in result.get_asset_materialization_events()} == {"manifests"}
@@ -111,17 +128,22 @@ def test_manifest_assets_materialize_with_content_hash_versions(crd_dir: Path, e
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
 
-def test_schema_check_warns_when_crds_are_unavailable():
-    defs = build_definitions(Settings(environment="prod"))
+@pytest.mark.parametrize(
+    ("strict", "severity"), [(False, dg.AssetCheckSeverity.WARN), (True, dg.AssetCheckSeverity.ERROR)]
+)
+def test_schema_check_reports_unchecked_custom_resources_and_strict_blocks(strict: bool, severity):
+    defs = build_definitions(Settings(environment="prod", strict_schemas=strict, resolve_revisions=False))
     result = defs.resolve_job_def("manifests_job").execute_in_process(raise_on_error=False)
     evals = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
     awq = evals["llm_baseline/mistral-7b-awq/manifests"]
-    assert not awq.passed and awq.severity == dg.AssetCheckSeverity.WARN
-    assert "no CRD schema for keda.sh/v1alpha1 ScaledObject" in awq.metadata["problems"].value[0]
+    assert not awq.passed and awq.severity == severity
+    assert awq.metadata["not_schema_checked"].value == ["ScaledObject/mistral-7b-awq"]
+    assert "not schema-checked" in awq.description and "LLMPLAT_CRD_DIR" in awq.description
+    assert result.success is not strict  # a blocking check at ERROR fails the run; at WARN it only reports
 
 
-def test_dagster_definitions_validate_passes_on_the_workspace(repo_root: Path, crd_dir: Path, tmp_path: Path):
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "LLMPLAT_CRD_DIR": str(crd_dir)}
+def test_dagster_definitions_validate_passes_on_the_workspace(repo_root: Path, tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k != "LLMPLAT_CRD_DIR"} | {"DAGSTER_HOME": str(tmp_path)}
     done = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
         cwd=repo_root, env=env, capture_output=True, text=True, timeout=120,
@@ -130,20 +152,21 @@ def test_dagster_definitions_validate_passes_on_the_workspace(repo_root: Path, c
     assert "All code locations passed validation" in done.stderr + done.stdout
 
 
-def test_local_instance_queues_runs_and_serialises_rollouts_per_variant(repo_root: Path, tmp_path: Path, monkeypatch):
+def test_local_instance_is_sqlite_under_dagster_home_with_a_run_queue(repo_root: Path, tmp_path: Path, monkeypatch):
+    """Rollouts serialised per variant and retried dead runs: shown by making them happen in
+    tests/integration/test_webserver_journeys.py, on this same file."""
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     (tmp_path / "dagster.yaml").write_text((repo_root / "dagster.yaml").read_text())
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
         assert str(tmp_path) in instance.run_storage._conn_string
-        limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
-    assert {"key": "llmplat/rollout-variant", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     workspace = yaml.safe_load((repo_root / "workspace.yaml").read_text())
     assert workspace["load_from"][0]["python_module"]["module_name"] == "llmplat_dagster.definitions"
 
 
-def test_a_run_can_pin_a_new_model_revision_into_the_rendered_deployment(crd_dir: Path):
-    defs = build_definitions(Settings(crd_dirs=(crd_dir,)))
+def test_a_run_can_pin_a_new_model_revision_into_the_rendered_deployment():
+    defs = build_definitions(Settings())
     sha = "1" * 40
     op = "llm_baseline__mistral_7b_awq__manifests"
     result = defs.resolve_job_def("manifests_job").execute_in_process(

@@ -51,7 +51,7 @@ def run_job(monkeypatch) -> dict:
     config = process_config(K8sRunLauncher.config_type(), instance_yaml()["run_launcher"]["config"])
     assert config.success, config.errors
     launcher = K8sRunLauncher(**config.value)
-    run = dg.DagsterRun(job_name="rollout_job", run_id=str(uuid.uuid4()), tags={"llmplat/rollout-variant": "awq"})
+    run = dg.DagsterRun(job_name="rollout_job", run_id=str(uuid.uuid4()), tags={"llmplat/variant": "mistral-7b-awq"})
     context = launcher.get_container_context_for_run(run)  # what _launch_k8s_job_with_args does
     job = construct_dagster_k8s_job(
         job_config=context.get_k8s_job_config(job_image=None, run_launcher=launcher),
@@ -188,10 +188,26 @@ def test_helm_values_match_the_instance_file():
     logs = values["computeLogManager"]
     assert logs["type"] == inst["compute_logs"]["class"] == "S3ComputeLogManager"
     assert logs["config"]["s3ComputeLogManager"]["bucket"] == inst["compute_logs"]["config"]["bucket"]
-    queue = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
-    assert queue["tagConcurrencyLimits"] == inst["run_coordinator"]["config"]["tag_concurrency_limits"]
+    # The chart renders the same queue, pools, resume and retries as the instance file (and the pools and the
+    # retries the local instance proves in tests/integration/test_webserver_journeys.py).
+    daemon = values["dagsterDaemon"]
+    assert daemon["runCoordinator"]["type"] == inst["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert _snake(values["concurrency"]) == inst["concurrency"]
+    assert _snake(daemon["runMonitoring"]) == inst["run_monitoring"]
+    assert _snake(daemon["runRetries"]) == inst["run_retries"]
     local = yaml.safe_load((DEPLOY.parent / "dagster.yaml").read_text())
-    assert queue["tagConcurrencyLimits"] == local["run_coordinator"]["config"]["tag_concurrency_limits"]
+    assert local["concurrency"] == inst["concurrency"] and local["run_retries"] == inst["run_retries"]
+    assert inst["run_monitoring"]["max_resume_run_attempts"] >= 1
+    assert "rollout-variant" not in (DEPLOY / "helm" / "values.yaml").read_text()  # no limit that nothing carries
+
+
+def _snake(values: dict) -> dict:
+    """Helm's camelCase keys as dagster.yaml spells them."""
+    snake = {}
+    for key, value in values.items():
+        name = "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+        snake[name] = _snake(value) if isinstance(value, dict) else value
+    return snake
 
 
 def test_no_secret_values_in_deploy_files():

@@ -8,7 +8,7 @@ from llmplat_dagster.catalog import load_catalog
 from llmplat_dagster.k8s import render
 from llmplat_dagster.k8s.cluster import Cluster, ClusterError
 from llmplat_dagster.k8s.dryrun import DryRunCluster
-from llmplat_dagster.k8s.endpoints import ServiceDnsEndpoints, StaticEndpoints, pick_pod, target_port
+from llmplat_dagster.k8s.endpoints import EndpointError, ServiceDnsEndpoints, StaticEndpoints, pick_pod, target_port
 from llmplat_dagster.k8s.validate import CrdSchemas
 
 VARIANT = "mistral-7b-awq"
@@ -102,10 +102,14 @@ def test_static_endpoints():
     assert endpoints.kind == "url-map"
     with endpoints.open(VARIANT) as url:
         assert url == "http://127.0.0.1:8001"
-    with (
-        pytest.raises(KeyError, match="no URL for variant 'nope'; known: \\['mistral-7b-awq'\\]"),
-        endpoints.open("nope"),
-    ):
+    with pytest.raises(EndpointError) as caught, endpoints.open("nope"):
+        pass
+    assert "no endpoint for variant 'nope': LLMPLAT_ENDPOINTS does not name it (it names ['mistral-7b-awq'])" in str(
+        caught.value
+    )
+    assert "llmplat sim fleet --endpoints-file" in str(caught.value)
+    unset = pytest.raises(EndpointError, match="LLMPLAT_ENDPOINTS does not name it \\(it is not set\\)")
+    with unset, StaticEndpoints({}).open(VARIANT):
         pass
 
 

@@ -31,7 +31,7 @@ def test_a_bad_expression_names_the_rule_and_says_promtool_found_it():
     (problem,) = validate_objects([_broken()], NO_CRDS)
     assert (problem.kind, problem.name, problem.path) == ("PrometheusRule", "vllm", "spec.groups[0].rules[2]")
     assert problem.message.startswith("checked by promtool: ") and '"VllmNoReadyReplica"' in problem.message
-    assert not problem.unverified
+    assert not problem.unchecked
 
 
 @pytest.mark.parametrize(
@@ -51,10 +51,10 @@ def test_fields_the_renderer_does_not_write_are_structural_errors(mutate, path):
     assert problems and problems[0].path == path and "structural check of a PrometheusRule" in problems[0].message
 
 
-def test_without_promtool_the_rules_are_reported_unverified_not_passed(monkeypatch):
+def test_without_promtool_the_rules_are_reported_unchecked_not_passed(monkeypatch):
     monkeypatch.setattr(promrules, "promtool", lambda: None)
     (problem,) = validate_objects([_broken()], NO_CRDS)
-    assert problem.unverified and problem.message.startswith("not checked: promtool not found")
+    assert problem.unchecked and problem.message.startswith("not checked: promtool not found")
 
 
 def test_a_crd_schema_from_the_cluster_does_not_stop_promtool_parsing_the_expressions():

@@ -1,0 +1,121 @@
+"""The promotion record: which candidate revision passed its gate on which night, with the numbers that decided.
+
+Downstream of the comparison, whose promotion gates are blocking checks: at ERROR severity a failed gate stops
+this asset (nothing is promoted that night; the failed check holds the numbers), at WARN it is written with the
+candidate marked not promoted. One partition per night, so the record of every night stays.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from llmplat_dagster.catalog import Catalog
+from llmplat_dagster.defs.comparison import ComparisonResource
+from llmplat_dagster.defs.keys import COMPARISON, EVALUATION_GROUP, PROMOTION
+
+# (column in the comparison's per-variant frame, column in the record, label in the UI); absent ones are skipped
+NUMBERS = (
+    ("quality_delta", "quality_delta", "quality Δ vs reference"),
+    ("quality_delta_ci_low", "quality_delta_ci_low", "Δ CI low"),
+    ("quality_delta_ci_high", "quality_delta_ci_high", "Δ CI high"),
+    ("judge_mean", "judge_mean", "judge mean (1-10)"),
+    ("judge_parse_failure_rate", "judge_parse_failure_rate", "judge parse failures (share)"),
+    ("e2e_s_p95", "e2e_p95_s", "e2e p95 (s)"),
+    ("cost_per_mtok", "cost_per_mtok_usd", "$ / 1M output tokens"),
+)
+PROVENANCE = ("model_revision", "manifest_hash", "vllm_image", "promptset_version")
+
+
+def promotion_frame(per_variant: pd.DataFrame, night: str, candidates, reference: str, rules: dict) -> pd.DataFrame:
+    """One row per candidate: its revision, passed or not, the rule that tripped, the deciding numbers."""
+    by_variant = per_variant.set_index("variant")
+    ref_revision = str(by_variant["model_revision"].get(reference, "")) if "model_revision" in by_variant else ""
+    rows = []
+    for candidate in candidates:
+        if candidate not in by_variant.index:
+            rows.append({"night": night, "candidate": candidate, "promoted": False, "why": "not compared"})
+            continue
+        r = by_variant.loc[candidate]
+        tripped = r.get("gate_tripped")
+        tripped = list(tripped) if tripped is not None and not isinstance(tripped, str) else []
+        row = {
+            "night": night,
+            "candidate": candidate,
+            "promoted": bool(r.get("gate_passed")),
+            "why": "; ".join(map(str, tripped)) or "all promotion rules pass",
+            "reference": reference,
+            "reference_revision": ref_revision,
+            **{c: str(r.get(c, "")) for c in PROVENANCE},
+            **{out: float(r[col]) for col, out, _ in NUMBERS if col in r and pd.notna(r[col])},
+            **rules,
+        }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _table(frame: pd.DataFrame) -> dg.TableMetadataValue:
+    columns = [("candidate", "string", "candidate"), ("model_revision", "string", "model revision")]
+    columns += [("promoted", "bool", "promoted"), ("why", "string", "gate")]
+    columns += [(out, "float", label) for _, out, label in NUMBERS if out in frame]
+    records = [
+        dg.TableRecord(
+            {
+                name: (round(v, 4) if isinstance(v, float) else v)
+                for name, _, _ in columns
+                if (v := row.get(name)) is not None and v == v
+            }
+        )
+        for row in frame.to_dict("records")
+    ]
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind, description=label) for name, kind, label in columns])
+    return dg.MetadataValue.table(records, schema=schema)
+
+
+def _measured_against(context: dg.AssetExecutionContext, night: str) -> str:
+    """What the comparison's figures were measured against (the simulator says so), from its materialization."""
+    partitions = [night] if context.has_partition_key else None
+    found = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=COMPARISON, asset_partitions=partitions), limit=1
+    )
+    mat = found.records[0].asset_materialization if found.records else None
+    value = mat.metadata.get("measured_against") if mat is not None else None
+    return str(value.value) if value is not None else "unknown"
+
+
+def promotion_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None = None) -> dg.Definitions:
+    roles = catalog.evaluation
+    if roles is None:
+        return dg.Definitions()
+
+    @dg.asset(
+        key=PROMOTION,
+        ins={"compared": dg.AssetIn(COMPARISON)},
+        partitions_def=partitions,
+        group_name=EVALUATION_GROUP,
+        io_manager_key="parquet_io_manager",
+        description="Which candidate revision passed its promotion gate on which night, with the deciding numbers "
+        "(blocked for the night when a gate fails at ERROR).",
+    )
+    def promotion_record(
+        context: dg.AssetExecutionContext, compared: pd.DataFrame, comparison: ComparisonResource
+    ) -> dg.Output[pd.DataFrame]:
+        night = context.partition_key if context.has_partition_key else "unpartitioned"
+        rules = {
+            "gate_metric": comparison.gate_metric,
+            "min_quality_delta_low": comparison.min_quality_delta_low,
+            "max_parse_failure_rate": comparison.max_parse_failure_rate,
+        }
+        frame = promotion_frame(compared, night, roles.candidates, roles.reference, rules)
+        promoted = [f"{r.candidate}@{r.model_revision}" for r in frame.itertuples() if r.promoted]
+        context.log.info(f"{night}: promoted {promoted or 'nothing'}")
+        return dg.Output(
+            frame,
+            metadata={
+                "night": night,
+                "promoted": dg.MetadataValue.json(promoted),
+                "reference": roles.reference,
+                "record": _table(frame),
+                "measured_against": _measured_against(context, night),
+            },
+        )
+
+    return dg.Definitions(assets=[promotion_record])
