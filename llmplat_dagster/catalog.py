@@ -309,6 +309,9 @@ class EvaluationRoles(_Strict):
     candidates: tuple[str, ...] = Field(min_length=1)
     judge: str
     ab: AbPair | None = None
+    # Candidates whose promotion gate reports (WARN) instead of blocking (ERROR): compared, gated and recorded
+    # like the others, but their failure stops nothing downstream (e.g. a finetune promoted by the A/B).
+    advisory_gates: tuple[str, ...] = ()
 
     @property
     def compared(self) -> list[str]:
@@ -536,6 +539,9 @@ def _role_errors(catalog: Catalog, source: str, root: yaml.Node | None) -> list[
             problems.append((("candidates", i), f"{c!r} is listed twice"))
     if roles.judge == roles.reference:
         problems.append((("judge",), f"{roles.judge!r} is the reference; the judge must not score its own answers"))
+    for i, name in enumerate(roles.advisory_gates):
+        if name not in roles.candidates:
+            problems.append((("advisory_gates", i), f"{name!r} is not a candidate, so it has no promotion gate"))
     if roles.ab is not None:
         for side in ("control", "treatment"):
             name = getattr(roles.ab, side)

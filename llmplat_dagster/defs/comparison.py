@@ -204,7 +204,8 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
                 gate_check_name(v),
                 asset=COMPARISON,
                 blocking=True,  # at ERROR severity a failed gate stops the trend and the promotion record
-                description=f"promotion gate for {v}: quality delta CI and judge parse failures vs the reference",
+                description=f"promotion gate for {v}: quality delta CI and judge parse failures vs the reference"
+                + (" (advisory: reports at WARN, never blocks)" if v in roles.advisory_gates else ""),
             )
             for v in roles.candidates
         ],
@@ -293,7 +294,7 @@ def comparison_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None
                 "price_basis": f"{instance} {comparison.capacity} ${prices[roles.reference]}/h",
             },
         )
-        yield from _gate_results(per_variant, comparison, roles.candidates)
+        yield from _gate_results(per_variant, comparison, roles)
 
     assets = [quant_sensitivity_responses, quant_quality_comparison]
     if roles.ab is not None:
@@ -321,34 +322,46 @@ def gate_check_name(variant: str) -> str:
     return f"promotion_gate_{variant.replace('-', '_')}"
 
 
-def _gate_results(per_variant: "pd.DataFrame", comparison: ComparisonResource, candidates):
-    """One check result per candidate: which rule tripped and by how much, at the configured severity."""
-    severity = dg.AssetCheckSeverity(comparison.gate_severity.upper())
-    for variant in candidates:
+def _gate_results(per_variant: "pd.DataFrame", comparison: ComparisonResource, roles):
+    """One check result per candidate: which rule tripped and by how much, with the thresholds it was held to, at
+    the configured severity (WARN for the catalog's advisory gates, which report without blocking)."""
+    configured = dg.AssetCheckSeverity(comparison.gate_severity.upper())
+    thresholds = {
+        "gate_metric": comparison.gate_metric,
+        "threshold: min Δ CI low": comparison.min_quality_delta_low,
+        "threshold: max judge parse failures (share)": comparison.max_parse_failure_rate,
+    }
+    for variant in roles.candidates:
+        advisory = variant in roles.advisory_gates
+        severity = dg.AssetCheckSeverity.WARN if advisory else configured
         row = per_variant.loc[per_variant["variant"] == variant]
-        source = {}
-        if not row.empty:
-            source = {c: str(row.iloc[0].get(c)) for c in ("model_revision", "manifest_hash", "vllm_image")}
         if row.empty:
             yield dg.AssetCheckResult(
-                check_name=gate_check_name(variant), passed=False, severity=severity, description="not compared"
+                check_name=gate_check_name(variant),
+                passed=False,
+                severity=severity,
+                description="not compared",
+                metadata={**thresholds, "advisory": advisory},
             )
             continue
         r = row.iloc[0]
         tripped = list(r["gate_tripped"]) if r["gate_tripped"] is not None else []
+        source = {c: str(r.get(c)) for c in ("model_revision", "manifest_hash", "vllm_image")}
         yield dg.AssetCheckResult(
             check_name=gate_check_name(variant),
             passed=bool(r["gate_passed"]),
             severity=severity,
-            description="; ".join(tripped) or "all promotion rules pass",
+            description=("; ".join(tripped) or "all promotion rules pass")
+            + (" (advisory: reports, never blocks)" if advisory else ""),
             metadata={
-                "gate_metric": comparison.gate_metric,
-                "quality_delta": float(r["quality_delta"]),
-                "quality_delta_ci_low": float(r["quality_delta_ci_low"]),
-                "quality_delta_ci_high": float(r["quality_delta_ci_high"]),
-                "accuracy_delta": float(r["accuracy_delta"]),
-                "accuracy_mcnemar_p": float(r["accuracy_mcnemar_p"]),
-                "judge_parse_failure_rate": float(r["judge_parse_failure_rate"]),
+                **thresholds,
+                "advisory": advisory,
+                "observed: Δ": round(float(r["quality_delta"]), 4),
+                "observed: Δ CI low": round(float(r["quality_delta_ci_low"]), 4),
+                "observed: Δ CI high": round(float(r["quality_delta_ci_high"]), 4),
+                "accuracy Δ": round(float(r["accuracy_delta"]), 4),
+                "accuracy McNemar p": round(float(r["accuracy_mcnemar_p"]), 4),
+                "observed: judge parse failures (share)": round(float(r["judge_parse_failure_rate"]), 4),
                 "tripped": dg.MetadataValue.json(tripped),
                 **source,
             },

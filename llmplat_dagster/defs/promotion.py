@@ -5,54 +5,20 @@ this asset (nothing is promoted that night; the failed check holds the numbers),
 candidate marked not promoted. One partition per night, so the record of every night stays.
 """
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import pandas as pd
 
 from llmplat_dagster.catalog import Catalog
 from llmplat_dagster.defs.comparison import ComparisonResource
 from llmplat_dagster.defs.keys import COMPARISON, EVALUATION_GROUP, PROMOTION
+from llmplat_dagster.evaluation.promotion import NUMBERS
 
-# (column in the comparison's per-variant frame, column in the record, label in the UI); absent ones are skipped
-NUMBERS = (
-    ("quality_delta", "quality_delta", "quality Δ vs reference"),
-    ("quality_delta_ci_low", "quality_delta_ci_low", "Δ CI low"),
-    ("quality_delta_ci_high", "quality_delta_ci_high", "Δ CI high"),
-    ("judge_mean", "judge_mean", "judge mean (1-10)"),
-    ("judge_parse_failure_rate", "judge_parse_failure_rate", "judge parse failures (share)"),
-    ("e2e_s_p95", "e2e_p95_s", "e2e p95 (s)"),
-    ("cost_per_mtok", "cost_per_mtok_usd", "$ / 1M output tokens"),
-)
-PROVENANCE = ("model_revision", "manifest_hash", "vllm_image", "promptset_version")
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-def promotion_frame(per_variant: pd.DataFrame, night: str, candidates, reference: str, rules: dict) -> pd.DataFrame:
-    """One row per candidate: its revision, passed or not, the rule that tripped, the deciding numbers."""
-    by_variant = per_variant.set_index("variant")
-    ref_revision = str(by_variant["model_revision"].get(reference, "")) if "model_revision" in by_variant else ""
-    rows = []
-    for candidate in candidates:
-        if candidate not in by_variant.index:
-            rows.append({"night": night, "candidate": candidate, "promoted": False, "why": "not compared"})
-            continue
-        r = by_variant.loc[candidate]
-        tripped = r.get("gate_tripped")
-        tripped = list(tripped) if tripped is not None and not isinstance(tripped, str) else []
-        row = {
-            "night": night,
-            "candidate": candidate,
-            "promoted": bool(r.get("gate_passed")),
-            "why": "; ".join(map(str, tripped)) or "all promotion rules pass",
-            "reference": reference,
-            "reference_revision": ref_revision,
-            **{c: str(r.get(c, "")) for c in PROVENANCE},
-            **{out: float(r[col]) for col, out, _ in NUMBERS if col in r and pd.notna(r[col])},
-            **rules,
-        }
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _table(frame: pd.DataFrame) -> dg.TableMetadataValue:
+def _table(frame: "pd.DataFrame") -> dg.TableMetadataValue:
     columns = [("candidate", "string", "candidate"), ("model_revision", "string", "model revision")]
     columns += [("promoted", "bool", "promoted"), ("why", "string", "gate")]
     columns += [(out, "float", label) for _, out, label in NUMBERS if out in frame]
@@ -95,9 +61,9 @@ def promotion_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None 
         description="Which candidate revision passed its promotion gate on which night, with the deciding numbers "
         "(blocked for the night when a gate fails at ERROR).",
     )
-    def promotion_record(
-        context: dg.AssetExecutionContext, compared: pd.DataFrame, comparison: ComparisonResource
-    ) -> dg.Output[pd.DataFrame]:
+    def promotion_record(context: dg.AssetExecutionContext, compared, comparison: ComparisonResource) -> dg.Output:
+        from llmplat_dagster.evaluation.promotion import promotion_frame
+
         night = context.partition_key if context.has_partition_key else "unpartitioned"
         rules = {
             "gate_metric": comparison.gate_metric,

@@ -45,7 +45,7 @@ def scale(server, replicas: int, name: str = AWQ) -> None:
 
 def deployment(overlay: str, name: str = AWQ, replicas: int | None = None) -> dict:
     catalog = load_catalog()
-    obj = render.deployment(catalog, catalog.variant(name), render.overlay(overlay))
+    obj = render.deployment(catalog, catalog.variant(name), render.overlay(catalog, overlay))
     if replicas is not None:  # as it was rendered before the autoscaler owned replicas
         obj["spec"] = {"replicas": replicas, **obj["spec"]}
     return obj

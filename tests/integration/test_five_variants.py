@@ -42,6 +42,8 @@ def catalog_path(tmp_path: Path) -> Path:
     text = default_catalog_path().read_text()
     text = text.replace("\n# Who plays which part", ENTRY + "\n# Who plays which part", 1)
     text = text.replace("    - mistral-7b-lora\n  judge", "    - mistral-7b-lora\n    - mistral-7b-gptq\n  judge", 1)
+    # a fifth model server needs GPU nodes of its own (one per replica): the node pool grows with the catalog
+    text = text.replace("    min_nodes: 8\n    max_nodes: 12\n", "    min_nodes: 10\n    max_nodes: 15\n", 1)
     path = tmp_path / "catalog.yaml"
     path.write_text(text)
     return path
@@ -68,7 +70,8 @@ def test_a_gptq_candidate_added_in_yaml_is_rolled_out_compared_and_gated(tmp_pat
 
     comparison = result.output_for_node("llm_baseline__quant_quality_comparison", "result").set_index("variant")
     assert comparison.loc[GPTQ, "role"] == "candidate" and comparison.loc[GPTQ, "n"] > 0
-    assert comparison.loc[GPTQ, "quality_delta"] < 0  # quantization noise, measured like AWQ's
+    assert comparison.loc[GPTQ, "similarity_mean"] < 1  # its answers diverge from FP16 like AWQ's (quantization noise)
+    assert comparison.loc[GPTQ, "accuracy_n"] == 42  # and its task accuracy is measured on every checkable prompt
     gates = {c.check_name: c for c in result.get_asset_check_evaluations() if c.check_name.startswith("promotion")}
     assert set(gates) == {f"promotion_gate_{v}" for v in ("mistral_7b_awq", "mistral_7b_lora", "mistral_7b_gptq")}
     assert gates["promotion_gate_mistral_7b_gptq"].passed

@@ -23,7 +23,7 @@ SMALL = {"prompts": 6, "max_tokens": 24, "requests_per_slot": 3, "min_requests":
 TIME_SCALE = 0.2
 
 
-def _sweep(tmp_path: Path, crd_dir: Path, configs: dict[str, dict]) -> dict:
+def _sweep(tmp_path: Path, crd_dirs: tuple, configs: dict[str, dict]) -> dict:
     keys = [asset_key(v, SWEEP_STAGE) for v in configs]
     run_config = {
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
@@ -32,17 +32,17 @@ def _sweep(tmp_path: Path, crd_dir: Path, configs: dict[str, dict]) -> dict:
     catalog = load_catalog()
     [variant] = configs
     with start_sim(vllm_args(catalog.variant(variant)), time_scale=TIME_SCALE) as sim:
-        settings = Settings(home=tmp_path, crd_dirs=(crd_dir,), endpoints={variant: sim.base_url})
+        settings = Settings(home=tmp_path, crd_dirs=crd_dirs, endpoints={variant: sim.base_url})
         job = build_definitions(settings).resolve_job_def("load_sweep_job")
         result = job.execute_in_process(asset_selection=keys, run_config=run_config)
     assert result.success
     return {m.asset_key: m.materialization.metadata for m in result.get_asset_materialization_events()}
 
 
-def test_fp16_saturates_at_its_sequences_and_queues_beyond(tmp_path: Path, crd_dir: Path):
+def test_fp16_saturates_at_its_sequences_and_queues_beyond(tmp_path: Path, crd_dirs: tuple):
     seqs = load_catalog().variant("mistral-7b-fp16").max_num_seqs
     assert seqs == 2  # what fits the T4 beside FP16 weights (catalog fit check); the levels below follow from it
-    mats = _sweep(tmp_path, crd_dir, {"mistral-7b-fp16": SMALL})
+    mats = _sweep(tmp_path, crd_dirs, {"mistral-7b-fp16": SMALL})
     meta = {k: v.value for k, v in mats[asset_key("mistral-7b-fp16", SWEEP_STAGE)].items()}
     levels = pd.read_parquet(
         tmp_path / "llmplat" / "results" / "llm_baseline" / "mistral-7b-fp16" / f"{SWEEP_STAGE}.parquet"
@@ -63,9 +63,9 @@ def test_fp16_saturates_at_its_sequences_and_queues_beyond(tmp_path: Path, crd_d
     assert set(levels["time_basis"]) == {meta["time_basis"]}
 
 
-def test_the_lora_sweep_goes_through_the_adapter_and_an_unmeetable_slo_needs_no_replica_count(tmp_path, crd_dir):
+def test_the_lora_sweep_goes_through_the_adapter_and_an_unmeetable_slo_needs_no_replica_count(tmp_path, crd_dirs):
     config = {**SMALL, "concurrency_factor": 0.25, "slo_ttft_ms": 1.0, "slo_tpot_ms": None}  # 1 ms: nobody meets it
-    mats = _sweep(tmp_path, crd_dir, {"mistral-7b-lora": config})
+    mats = _sweep(tmp_path, crd_dirs, {"mistral-7b-lora": config})
     meta = {k: v.value for k, v in mats[asset_key("mistral-7b-lora", SWEEP_STAGE)].items()}
     assert meta["model"] == "chat-de"
     assert load_catalog().variant("mistral-7b-lora").max_num_seqs == 12

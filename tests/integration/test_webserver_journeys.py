@@ -155,7 +155,7 @@ def test_a_second_rollout_of_the_same_variant_waits_and_another_variant_does_not
 def test_a_killed_canary_run_is_retried_and_sends_only_the_prompts_its_checkpoint_lacks(ui: Ui):
     gate = ui.fleet[AWQ].gate
     gate.hold_after = 10  # ten prompts answered, then the server stalls with requests in flight
-    run_id = ui.launch(variant_job_name("canary", AWQ), run_config=IN_PROCESS, tags={"dagster/partition": "2026-11-27"})
+    run_id = ui.launch(variant_job_name("canary", AWQ), run_config=IN_PROCESS, tags={"dagster/partition": "2026-11-29"})
     checkpoint = _wait_for_checkpoint(ui, AWQ, rows=10)
     pid = _run_worker_pid(ui, run_id)
     os.kill(pid, signal.SIGKILL)  # the run pod dies (spot reclaim, OOM): every process of the run is gone

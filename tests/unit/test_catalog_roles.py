@@ -108,6 +108,9 @@ def test_a_fifth_variant_can_be_a_candidate_without_code():
     text = BASE.replace("\nevaluation:", GPTQ + "\nevaluation:").replace(
         "    - mistral-7b-lora\n  judge", "    - mistral-7b-lora\n    - mistral-7b-gptq\n  judge"
     )
+    text = text.replace(
+        "    min_nodes: 8\n    max_nodes: 12\n", "    min_nodes: 10\n    max_nodes: 15\n", 1
+    )  # its nodes
     roles = parse_catalog(text).evaluation
     assert roles.candidates == ("mistral-7b-awq", "mistral-7b-lora", "mistral-7b-gptq")
 
@@ -123,3 +126,14 @@ GPTQ = """
     max_num_seqs: 16
     gpu_memory_utilization: 0.90
 """
+
+
+def test_an_advisory_gate_must_belong_to_a_candidate():
+    assert parse_catalog(BASE).evaluation.advisory_gates == ("mistral-7b-lora",)
+    text = BASE.replace("advisory_gates: [mistral-7b-lora]", "advisory_gates: [mistral-7b-judge]")
+    with pytest.raises(CatalogError) as err:
+        parse_catalog(text, source="catalog.yaml")
+    line = _line(text, "advisory_gates:")
+    assert f"catalog.yaml:{line}: evaluation: field 'advisory_gates[0]': 'mistral-7b-judge' is not a candidate" in str(
+        err.value
+    )
