@@ -76,6 +76,16 @@ def dns1123_label(value: str) -> str:
 _Strict = Strict
 
 
+def team_name(value: str) -> str:
+    """A team: the label lab.team on its objects and the owner (`team:<name>`) of its assets in Dagster."""
+    if len(value) > 63 or not LABEL_VALUE.fullmatch(value):
+        raise ValueError(
+            f"team {value!r} becomes the label lab.team, so it must be a Kubernetes label value: at most 63 "
+            "letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        )
+    return value
+
+
 def _quantity_field(value: Any) -> str:
     parse_quantity(value)
     return value
@@ -204,15 +214,7 @@ class VariantSpec(_Strict):
 
     _dns1123 = field_validator("name")(lambda value: dns1123_label(value))
 
-    @field_validator("team")
-    @classmethod
-    def _label_value(cls, value: str) -> str:
-        if len(value) > 63 or not LABEL_VALUE.fullmatch(value):
-            raise ValueError(
-                f"team {value!r} becomes the label lab.team, so it must be a Kubernetes label value: at most 63 "
-                "letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
-            )
-        return value
+    _team = field_validator("team")(lambda value: team_name(value))
 
     @field_validator("served_model_name")
     @classmethod
@@ -312,6 +314,9 @@ class EvaluationRoles(_Strict):
     # Candidates whose promotion gate reports (WARN) instead of blocking (ERROR): compared, gated and recorded
     # like the others, but their failure stops nothing downstream (e.g. a finetune promoted by the A/B).
     advisory_gates: tuple[str, ...] = ()
+    team: str = "eval"  # owns the evaluation assets (comparison, A/B, trend, promotion record) in Dagster
+
+    _team = field_validator("team")(lambda value: team_name(value))
 
     @property
     def compared(self) -> list[str]:
@@ -332,8 +337,10 @@ class Catalog(_Strict):
     architectures: dict[str, Architecture]
     variants: tuple[VariantSpec, ...]
     evaluation: EvaluationRoles | None = None
+    platform_team: str = "platform"  # owns what every variant shares (namespace, monitoring objects)
 
     _namespace = field_validator("namespace")(lambda value: dns1123_label(value))
+    _platform_team = field_validator("platform_team")(lambda value: team_name(value))
 
     @model_validator(mode="after")
     def _name_overlays(self) -> Catalog:

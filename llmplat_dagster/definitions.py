@@ -145,7 +145,7 @@ def build_definitions(settings: Settings, overrides: dict[str, object] | None = 
         canary_defs(catalog, nights),
         comparison_defs(catalog, nights),
         promotion_defs(catalog, nights),
-        trend_defs(settings.trend_nights) if catalog.evaluation else dg.Definitions(),
+        trend_defs(catalog, settings.trend_nights) if catalog.evaluation else dg.Definitions(),
         automation_defs(catalog, settings),
         autoscaling_defs(catalog),
         load_sweep_defs(catalog, settings.nightly_timezone),

@@ -19,6 +19,7 @@ import dagster as dg
 from llmplat_dagster.catalog import load_catalog
 from llmplat_dagster.definitions import build_definitions
 from llmplat_dagster.defs.keys import AB, COMPARISON, PROMOTION, asset_key, night_of
+from llmplat_dagster.defs.metadata import ERROR_RATE
 from llmplat_dagster.k8s.validate import CrdSchemas
 from llmplat_dagster.settings import Settings
 
@@ -32,7 +33,7 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def _fmt(value, scale: float = 1000.0, unit: str = "ms") -> str:
+def _fmt(value, scale: float = 1.0, unit: str = "ms") -> str:
     return "—" if value is None or value != value else f"{value * scale:.0f}{unit}"
 
 
@@ -54,10 +55,10 @@ def summarize(result: dg.ExecuteInProcessResult, variants: list[str]) -> list[di
                 "variant": name,
                 "ready": asset_key(name, "readiness").to_user_string() in mats,
                 "golden": f"{sum(e.passed for e in golden)}/{len(golden)}",
-                "ttft_p50": val("ttft_s_p50"),
-                "ttft_p95": val("ttft_s_p95"),
-                "e2e_p95": val("e2e_s_p95"),
-                "error_rate": val("error_rate"),
+                "ttft_p50": val("TTFT p50 (ms)"),
+                "ttft_p95": val("TTFT p95 (ms)"),
+                "e2e_p95": val("e2e p95 (s)"),
+                "error_rate": val(ERROR_RATE),
                 "against": val("measured_against") or "—",
             }
         )
@@ -99,10 +100,10 @@ def run_demo(settings: Settings | None = None, out=sys.stdout, manifests: Path =
     )
     print(header, file=out)
     for r in rows:
-        err = "—" if r["error_rate"] is None else f"{r['error_rate']:.0%}"
+        err = "—" if r["error_rate"] is None else f"{r['error_rate']:.0f}%"
         print(
             f"{r['variant']:<18} {'yes' if r['ready'] else 'no':<5} {r['golden']:<6} {_fmt(r['ttft_p50']):>8} "
-            f"{_fmt(r['ttft_p95']):>8} {_fmt(r['e2e_p95']):>8} {err:>6}  {r['against']}",
+            f"{_fmt(r['ttft_p95']):>8} {_fmt(r['e2e_p95'], 1000.0):>8} {err:>6}  {r['against']}",
             file=out,
         )
     print("latencies are the simulator's (time scale 0.05), not a GPU's", file=out)

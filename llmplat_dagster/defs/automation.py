@@ -54,7 +54,6 @@ def _moved_pins(plan, current: dict[str, Pin]) -> list[Pin]:
 
 
 def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
-    tz = settings.nightly_timezone
     nightly_job = dg.define_asset_job(
         "nightly_comparison_job",
         selection=dg.AssetSelection.assets(
@@ -68,6 +67,20 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
         description="Re-roll and re-evaluate the variants whose upstream model revision moved (sensor-driven).",
     )
 
+    return dg.Definitions(
+        jobs=[nightly_job, revision_job],
+        schedules=[_nightly_schedule(settings, nightly_job)],
+        sensors=[
+            _revision_sensor(catalog, settings, revision_job),
+            _promptset_sensor(catalog, settings, nightly_job),
+            _failure_alert_sensor(catalog),
+        ],
+    )
+
+
+def _nightly_schedule(settings: Settings, nightly_job) -> dg.ScheduleDefinition:
+    tz = settings.nightly_timezone
+
     @dg.schedule(
         name="nightly_comparison_schedule",
         cron_schedule=settings.nightly_cron,
@@ -78,6 +91,12 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
     def nightly_comparison_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         night = night_of(context.scheduled_execution_time, tz)
         return dg.RunRequest(run_key=f"nightly-{night}", partition_key=night, tags={"llmplat/trigger": "nightly"})
+
+    return nightly_comparison_schedule
+
+
+def _revision_sensor(catalog: Catalog, settings: Settings, revision_job) -> dg.SensorDefinition:
+    tz = settings.nightly_timezone
 
     @dg.sensor(
         name="model_revision_sensor",
@@ -129,6 +148,12 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
         events = [pin_event(pin) for pin in _moved_pins(plan, current)]
         return dg.SensorResult(run_requests=[request], asset_events=events)
 
+    return model_revision_sensor
+
+
+def _promptset_sensor(catalog: Catalog, settings: Settings, nightly_job) -> dg.SensorDefinition:
+    tz = settings.nightly_timezone
+
     @dg.sensor(
         name="promptset_sensor",
         job=nightly_job,
@@ -173,6 +198,10 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
             )
         return requests
 
+    return promptset_sensor
+
+
+def _failure_alert_sensor(catalog: Catalog) -> dg.SensorDefinition:
     @dg.run_failure_sensor(name="run_failure_alert_sensor", description="A concise alert for every failed run.")
     def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
         from llmplat_dagster.automation.alerts import format_alert, post_alert
@@ -193,8 +222,4 @@ def automation_defs(catalog: Catalog, settings: Settings) -> dg.Definitions:
         if not outcome.sent:
             context.log.error(f"alert not delivered ({outcome.error}): {text}")
 
-    return dg.Definitions(
-        jobs=[nightly_job, revision_job],
-        schedules=[nightly_comparison_schedule],
-        sensors=[model_revision_sensor, promptset_sensor, run_failure_alert_sensor],
-    )
+    return run_failure_alert_sensor

@@ -12,6 +12,8 @@ import dagster as dg
 from llmplat_dagster.catalog import Catalog, VariantSpec
 from llmplat_dagster.defs.io import run_purpose
 from llmplat_dagster.defs.keys import asset_key
+from llmplat_dagster.defs.metadata import ERROR_RATE, frame_table, latency_metadata
+from llmplat_dagster.defs.ownership import variant_asset
 from llmplat_dagster.defs.provenance import provenance
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource
 from llmplat_dagster.evaluation.promptsets import load_promptset
@@ -29,21 +31,16 @@ class CanaryConfig(dg.Config):
 
 
 def _metadata(frame: "pd.DataFrame", summary: dict, extra: dict) -> dict:
-    meta = {k: round(float(val), 6) for k, val in summary.items() if isinstance(val, int | float) and val == val}
-    preview = frame[[c for c in PREVIEW_COLUMNS if c in frame]].head(10).copy()
-    if "output_text" in preview:
-        preview["output_text"] = preview["output_text"].str.slice(0, 60)
-    return {**meta, **extra, "preview": dg.MetadataValue.md(preview.to_markdown(index=False))}
+    """Latency with units, what it was measured against, and the first rows as a native table."""
+    return {**latency_metadata(summary), **extra, "preview": frame_table(frame, PREVIEW_COLUMNS, limit=10)}
 
 
 def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDefinition | None) -> dg.AssetsDefinition:
     @dg.asset(
-        key=asset_key(v.name, "canary"),
+        **variant_asset(v, "canary"),
         partitions_def=partitions,
         deps=[asset_key(v.name, "readiness")],
-        group_name=v.group_name,
         io_manager_key="parquet_io_manager",
-        tags={"llmplat/variant": v.name},
         description=f"The canary promptset through {v.name}, timed like `vllm bench serve`; one row per request.",
     )
     def _canary(
@@ -53,11 +50,11 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
         serving: ServingResource,
     ):
         # The serving stack (httpx, pandas) is imported when a canary runs, not when the code location loads.
-        from llmplat_dagster.serving.checkpoint import Checkpoint, CheckpointError, checkpoint_key
+        from llmplat_dagster.serving.checkpoint import CheckpointError
         from llmplat_dagster.serving.client import Progress, run_promptset
         from llmplat_dagster.serving.probes import describe_server
         from llmplat_dagster.serving.requests import request_model, serving_requests
-        from llmplat_dagster.serving.results import latency_summary, results_frame
+        from llmplat_dagster.serving.results import resumed_summary
         from llmplat_dagster.serving.timebase import probe_timebase
 
         promptset = load_promptset(
@@ -68,16 +65,8 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
         )
         for issue in promptset.issues:
             context.log.warning(f"skipped: {issue}")
-        night = context.partition_key if context.has_partition_key else "unpartitioned"
         source = provenance(context.instance, catalog, v.name)
-        key = checkpoint_key(
-            night=night,
-            promptset_version=promptset.version,
-            model_revision=source["model_revision"],
-            manifest_hash=source["manifest_hash"],
-            purpose=run_purpose(context.run.tags),
-        )
-        checkpoint = Checkpoint(serving.checkpoint_dir, v.name, key)
+        checkpoint = _checkpoint(context, v, serving, promptset.version, source)
         done = checkpoint.ok_rows()
         if done:
             context.log.info(f"resuming: {len(done)} rows already written in {checkpoint.location}")
@@ -99,23 +88,8 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
                 progress_interval_s=serving.progress_interval_s,
                 timeout_s=serving.timeout_s,
             )
-        frame = results_frame([*done, *new])
-        summary = latency_summary(frame)
-        if done:  # throughput only means something over this run's own requests and clock
-            this_run = latency_summary(results_frame(new)) if new else {}
-            for k in ("duration_s", "request_throughput", "output_token_throughput", "total_token_throughput"):
-                summary[k] = this_run.get(k, float("nan"))
-        errors = int((frame["status"] != "ok").sum())
-        error_rate = errors / len(frame) if len(frame) else 1.0
-        if error_rate > serving.max_error_rate:
-            first = frame.loc[frame["status"] != "ok", "error"].iloc[0]
-            raise dg.Failure(
-                description=(
-                    f"{v.name}: {errors}/{len(frame)} canary requests failed (first: {first}); "
-                    f"{len(frame) - errors} good rows are kept in {checkpoint.location} and a re-run resumes from them"
-                ),
-                metadata={"error_rate": error_rate, "checkpoint": checkpoint.location},
-            )
+        frame, summary = resumed_summary(done, new)
+        _fail_above_error_rate(frame, v, serving.max_error_rate, checkpoint.location)
         frame = frame.assign(**source, promptset_version=promptset.version)
         # Dagster stores a yielded output before resuming here: the rows leave the checkpoint only once the
         # results are written, so a failed write keeps them for the re-run.
@@ -134,7 +108,6 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
                     **source,
                     "requests": len(frame),
                     "resumed_rows": len(done),
-                    "error_rate": round(error_rate, 4),
                 },
             ),
         )
@@ -144,6 +117,34 @@ def _canary_asset(catalog: Catalog, v: VariantSpec, partitions: dg.PartitionsDef
             raise dg.Failure(f"{v.name}: results stored, but {exc}") from None
 
     return _canary
+
+
+def _checkpoint(context: dg.AssetExecutionContext, v: VariantSpec, serving: ServingResource, version: str, source):
+    """The checkpoint of this measurement: night, promptset version, rollout and purpose (one never resumes another)."""
+    from llmplat_dagster.serving.checkpoint import Checkpoint, checkpoint_key
+
+    key = checkpoint_key(
+        night=context.partition_key if context.has_partition_key else "unpartitioned",
+        promptset_version=version,
+        model_revision=source["model_revision"],
+        manifest_hash=source["manifest_hash"],
+        purpose=run_purpose(context.run.tags),
+    )
+    return Checkpoint(serving.checkpoint_dir, v.name, key)
+
+
+def _fail_above_error_rate(frame: "pd.DataFrame", v: VariantSpec, max_error_rate: float, kept_in: str) -> None:
+    errors = int((frame["status"] != "ok").sum())
+    error_rate = errors / len(frame) if len(frame) else 1.0
+    if error_rate > max_error_rate:
+        first = frame.loc[frame["status"] != "ok", "error"].iloc[0] if errors else "no request was sent"
+        raise dg.Failure(
+            description=(
+                f"{v.name}: {errors}/{len(frame)} canary requests failed (first: {first}); "
+                f"{len(frame) - errors} good rows are kept in {kept_in} and a re-run resumes from them"
+            ),
+            metadata={ERROR_RATE: round(100 * error_rate, 1), "checkpoint": kept_in},
+        )
 
 
 def canary_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None = None) -> dg.Definitions:

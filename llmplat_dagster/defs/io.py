@@ -78,7 +78,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             tmp = path.with_suffix(".parquet.tmp")
             tmp.write_bytes(buffer.getvalue())
             tmp.replace(path)  # readers never see half a file
-        context.add_output_metadata({"uri": uri, "rows": len(obj), "purpose": _purpose(context)})
+        from llmplat_dagster.defs.metadata import stored_frame_metadata
+
+        context.add_output_metadata({**stored_frame_metadata(obj, uri), "purpose": _purpose(context)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         import pandas as pd

@@ -25,6 +25,9 @@ TREND = dg.AssetKey([PREFIX, "quality_trend"])
 PROMOTION = dg.AssetKey([PREFIX, "promotion_record"])
 EVALUATION = (RESPONSES, COMPARISON, AB, PROMOTION)
 
+# The comparison's per-variant figures the trend reads back (metadata key of each nightly comparison).
+TREND_POINTS = "trend points"
+
 SHARED_GROUP = f"{PREFIX}_shared"
 EVALUATION_GROUP = "evaluation"
 

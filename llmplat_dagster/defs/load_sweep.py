@@ -8,7 +8,8 @@ import dagster as dg
 from pydantic import Field
 
 from llmplat_dagster.catalog import Catalog, VariantSpec
-from llmplat_dagster.defs.keys import SWEEP_STAGE, VARIANT_TAG, asset_key
+from llmplat_dagster.defs.keys import SWEEP_STAGE, asset_key
+from llmplat_dagster.defs.ownership import variant_asset
 from llmplat_dagster.defs.resources import EndpointsResource, ServingResource
 from llmplat_dagster.evaluation.promptsets import load_promptset
 
@@ -63,11 +64,9 @@ def _table(levels: "pd.DataFrame") -> dg.MetadataValue:
 
 def _sweep_asset(v: VariantSpec) -> dg.AssetsDefinition:
     @dg.asset(
-        key=asset_key(v.name, SWEEP_STAGE),
+        **variant_asset(v, SWEEP_STAGE),
         deps=[asset_key(v.name, "readiness")],
-        group_name=v.group_name,
         io_manager_key="parquet_io_manager",
-        tags={VARIANT_TAG: v.name},
         description=(
             f"{v.name} at concurrency 1, 2, 4, ... up to 2 x max_num_seqs ({v.max_num_seqs}): throughput, TTFT/ITL, "
             "goodput under the SLO, saturation point and replicas for a request rate."

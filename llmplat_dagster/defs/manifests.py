@@ -5,7 +5,8 @@ from collections import Counter
 import dagster as dg
 
 from llmplat_dagster.catalog import Catalog, CatalogError, VariantSpec
-from llmplat_dagster.defs.keys import SHARED_GROUP, SHARED_MANIFESTS, VARIANT_TAG, asset_key, pin_key
+from llmplat_dagster.defs.keys import SHARED_MANIFESTS, asset_key, pin_key
+from llmplat_dagster.defs.ownership import shared_asset, variant_asset
 from llmplat_dagster.defs.pins import read_pin
 from llmplat_dagster.defs.resources import HubResource
 from llmplat_dagster.k8s import render as r
@@ -91,11 +92,8 @@ def variant_manifests(
     key = asset_key(v.name, "manifests")
 
     @dg.asset(
-        key=key,
+        **variant_asset(v, "manifests"),
         deps=[pin_key(v.name)],
-        group_name=v.group_name,
-        kinds={"kubernetes"},
-        tags={VARIANT_TAG: v.name},
         description=f"Rendered {overlay} objects for {v.name} ({v.purpose}) at the pinned or resolved commit; "
         "data version = content hash.",
     )
@@ -136,7 +134,11 @@ def shared_manifests(catalog: Catalog, overlay: str, crds: CrdSchemas, strict: b
     """The namespace, ServiceMonitor, alert rules and Grafana dashboard every variant shares."""
     key = SHARED_MANIFESTS
 
-    @dg.asset(key=key, group_name=SHARED_GROUP, kinds={"kubernetes"})
+    @dg.asset(
+        **shared_asset(catalog, key),
+        description="The namespace, ServiceMonitor, alert rules and Grafana dashboard every variant shares; "
+        "each variant's deployment depends on them.",
+    )
     def _shared() -> dg.Output:
         return _output(r.shared_objects(catalog, overlay), overlay)
 

@@ -11,16 +11,15 @@ import dagster as dg
 from pydantic import Field
 
 from llmplat_dagster.catalog import Catalog
-from llmplat_dagster.defs.keys import pin_key
+from llmplat_dagster.defs.keys import PIN_STAGE, pin_key
+from llmplat_dagster.defs.ownership import variant_asset
 from llmplat_dagster.pins import Pin, PinError, check_pin
 
 
 def pin_specs(catalog: Catalog) -> list[dg.AssetSpec]:
     return [
         dg.AssetSpec(
-            pin_key(v.name),
-            group_name=v.group_name,
-            kinds={"huggingface"},
+            **variant_asset(v, PIN_STAGE),
             description=f"The model and LoRA adapter commits the next rollout of {v.name} renders "
             "(set by model_revision_sensor or pin_revision_job; '(catalog)' = follow catalog.yaml).",
         )

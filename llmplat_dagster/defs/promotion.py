@@ -11,7 +11,8 @@ import dagster as dg
 
 from llmplat_dagster.catalog import Catalog
 from llmplat_dagster.defs.comparison import ComparisonResource
-from llmplat_dagster.defs.keys import COMPARISON, EVALUATION_GROUP, PROMOTION
+from llmplat_dagster.defs.keys import COMPARISON, PROMOTION
+from llmplat_dagster.defs.ownership import evaluation_asset
 from llmplat_dagster.evaluation.promotion import NUMBERS
 
 if TYPE_CHECKING:
@@ -53,10 +54,9 @@ def promotion_defs(catalog: Catalog, partitions: dg.PartitionsDefinition | None 
         return dg.Definitions()
 
     @dg.asset(
-        key=PROMOTION,
+        **evaluation_asset(catalog, PROMOTION),
         ins={"compared": dg.AssetIn(COMPARISON)},
         partitions_def=partitions,
-        group_name=EVALUATION_GROUP,
         io_manager_key="parquet_io_manager",
         description="Which candidate revision passed its promotion gate on which night, with the deciding numbers "
         "(blocked for the night when a gate fails at ERROR).",

@@ -5,13 +5,19 @@ import time
 import dagster as dg
 
 from llmplat_dagster.catalog import Catalog, VariantSpec
-from llmplat_dagster.defs.keys import VARIANT_TAG, asset_key, rollout_pool
+from llmplat_dagster.defs.keys import SHARED_MANIFESTS, asset_key, rollout_pool
+from llmplat_dagster.defs.ownership import variant_asset
 from llmplat_dagster.defs.resources import ClusterResource, EndpointsResource
 from llmplat_dagster.k8s import render as r
 from llmplat_dagster.observability import required_series
 from llmplat_dagster.pins import provenance_revision
 
-GOLDEN_CHECKS = ("models_listed", "chat_completion", "metric_contract")
+# The design document's golden path, each with what it proves (shown on the check in the UI).
+GOLDEN_CHECKS = {
+    "models_listed": "GET /v1/models lists the variant's served model name",
+    "chat_completion": "a short greedy chat completion returns non-empty content",
+    "metric_contract": "/metrics exposes every vLLM series the KEDA trigger, the dashboard and the alerts query",
+}
 
 
 def _annotation(objects: list, name: str) -> str | None:
@@ -32,11 +38,9 @@ def _once(objects: list) -> list:
 
 def _deployment_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
     @dg.asset(
-        key=asset_key(v.name, "deployment"),
+        **variant_asset(v, "deployment"),
+        deps=[SHARED_MANIFESTS],  # the namespace and monitoring objects every variant's servers live in
         ins={"objects": dg.AssetIn(asset_key(v.name, "manifests"))},
-        group_name=v.group_name,
-        kinds={"kubernetes"},
-        tags={VARIANT_TAG: v.name},
         pool=rollout_pool(v.name),
         description=f"Server-side apply of {v.name}'s objects (field manager {r.FIELD_MANAGER}); one rollout of "
         f"{v.name} at a time (pool {rollout_pool(v.name)}).",
@@ -72,10 +76,8 @@ def _deployment_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
 
 def _readiness_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
     @dg.asset(
-        key=asset_key(v.name, "readiness"),
+        **variant_asset(v, "readiness"),
         deps=[asset_key(v.name, "deployment")],
-        group_name=v.group_name,
-        tags={VARIANT_TAG: v.name},
         pool=rollout_pool(v.name),
         description=f"{v.name} rolled out and serving {v.served_name!r} on /v1/models; records time to ready.",
     )
@@ -100,7 +102,7 @@ def _readiness_asset(catalog: Catalog, v: VariantSpec) -> dg.AssetsDefinition:
         context.log.info(f"{v.name} ready: {rollout.message}; {url} serves {models} ({server})")
         return dg.MaterializeResult(
             metadata={
-                "time_to_ready_s": round(time.monotonic() - start, 3),
+                "time to ready (s)": round(time.monotonic() - start, 1),
                 "rollout": f"{rollout.reason}: {rollout.message}",
                 "ready_replicas": f"{rollout.ready_replicas}/{rollout.desired_replicas}",
                 "evictions": rollout.evictions,
@@ -119,7 +121,12 @@ def _golden_checks(catalog: Catalog, v: VariantSpec) -> dg.AssetChecksDefinition
     required = required_series(catalog, v.name)
 
     @dg.multi_asset_check(
-        specs=[dg.AssetCheckSpec(name, asset=key, blocking=True) for name in GOLDEN_CHECKS],
+        specs=[
+            dg.AssetCheckSpec(
+                name, asset=key, blocking=True, description=f"{what} (blocking: a failure stops the canary)"
+            )
+            for name, what in GOLDEN_CHECKS.items()
+        ],
         name=f"{v.group_name}_golden_checks",
         description="The design document's golden path: model list, a chat completion, the metric contract.",
     )

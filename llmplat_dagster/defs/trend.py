@@ -4,15 +4,17 @@ import base64
 
 import dagster as dg
 
+from llmplat_dagster.catalog import Catalog
 from llmplat_dagster.defs.io import NIGHTLY
-from llmplat_dagster.defs.keys import COMPARISON, EVALUATION_GROUP, TREND
+from llmplat_dagster.defs.keys import COMPARISON, TREND, TREND_POINTS
+from llmplat_dagster.defs.metadata import frame_table
+from llmplat_dagster.defs.ownership import evaluation_asset
 
 
-def trend_defs(nights: int) -> dg.Definitions:
+def trend_defs(catalog: Catalog, nights: int) -> dg.Definitions:
     @dg.asset(
-        key=TREND,
+        **evaluation_asset(catalog, TREND),
         deps=[COMPARISON],
-        group_name=EVALUATION_GROUP,
         description=f"Quality delta and p95 latency per variant over the last {nights} nights.",
     )
     def quality_trend(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -31,11 +33,14 @@ def trend_defs(nights: int) -> dg.Definitions:
                 continue  # a re-roll or promptset run of that night: kept beside the night's, not a trend point
             against.add(str(meta.get("measured_against", "unknown")))
             night = mat.partition or record.timestamp and pd.Timestamp(record.timestamp, unit="s").strftime("%Y-%m-%d")
-            records.append((night, {k: float(v) for k, v in meta.items() if "/" in k and isinstance(v, int | float)}))
-        frame = trend_frame(list(reversed(records)), nights)
+            points = meta.get(TREND_POINTS)
+            if isinstance(points, dict):
+                records.append((night, points))
+        frame = trend_frame(records, nights)
         metadata = {
             "nights": int(frame["night"].nunique()),
-            "table": dg.MetadataValue.md(frame.to_markdown(index=False)),
+            "table": frame_table(frame, limit=nights * 8),
+            "measured_against": ", ".join(sorted(against)) or "no comparison yet",
         }
         if len(frame):
             png = trend_plot(frame, ", ".join(sorted(against)))

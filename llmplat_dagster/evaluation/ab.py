@@ -68,3 +68,48 @@ def ab_test(wins: int, losses: int, ties: int = 0, *, confidence: float = 0.95) 
     rate = (wins + ties / 2) / pairs
     low, high = wilson(wins + ties / 2, pairs, confidence)
     return ABResult(rate, low, high, sign_test_p(wins, losses), wins + losses, wins, losses, ties, confidence)
+
+
+def ab_plot(result: ABResult, *, control: str, treatment: str, measured_against: str) -> bytes:
+    """PNG: the treatment's wins, ties and losses as one stacked bar, and its win rate with the CI against the 0.5
+    a treatment no better than its control would score."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (bars, rate) = plt.subplots(1, 2, figsize=(9, 2.8), dpi=100, gridspec_kw={"width_ratios": [3, 2]})
+    try:
+        left = 0
+        for count, label, colour in (
+            (result.wins, f"{treatment} better", "#2a9d8f"),
+            (result.ties, "tie / inconsistent", "#bbbbbb"),
+            (result.losses, f"{control} better", "#e76f51"),
+        ):
+            bars.barh([0], [count], left=left, color=colour, label=f"{label} ({count})")
+            left += count
+        bars.set_yticks([])
+        bars.set_xlabel("prompt pairs (judged in both orders)")
+        bars.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, frameon=False)
+        if not math.isnan(result.win_rate):
+            rate.errorbar(
+                [result.win_rate],
+                [0],
+                xerr=[[result.win_rate - result.ci_low], [result.ci_high - result.win_rate]],
+                fmt="o",
+                capsize=5,
+                color="#264653",
+            )
+        rate.axvline(0.5, color="grey", linestyle="--", linewidth=1)
+        rate.set_xlim(0, 1)
+        rate.set_yticks([])
+        rate.set_xlabel(f"win rate (ties half), 95% CI; sign test p={result.p_value:.3g}", fontsize=8)
+        fig.suptitle(f"{treatment} vs {control} — measured against {measured_against}", fontsize=9)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)

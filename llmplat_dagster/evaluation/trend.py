@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 
 import pandas as pd
 
 SERIES = {"quality_delta": "quality delta vs FP16", "e2e_p95_s": "p95 e2e latency (s)"}
 
 
-def trend_frame(records: list[tuple[str, dict[str, float]]], nights: int) -> pd.DataFrame:
-    """[(night, {"quality_delta/<variant>": x, ...})] -> one row per night and variant, newest `nights` nights."""
+def trend_frame(records: list[tuple[str, Mapping[str, Mapping[str, float]]]], nights: int) -> pd.DataFrame:
+    """[(night, {variant: {"quality_delta": x, "e2e_p95_s": y}})] -> one row per night and variant, the newest
+    `nights` nights; the first record of a night and variant wins (records come newest first)."""
+    if nights < 1:
+        raise ValueError(f"a trend needs at least one night, got {nights}")
     rows = []
-    for night, values in records:
-        for key, value in values.items():
-            series, _, variant = key.partition("/")
-            if series in SERIES and variant:
-                rows.append({"night": night, "variant": variant, series: value})
+    for night, by_variant in records:
+        for variant, values in by_variant.items():
+            series = {k: float(v) for k, v in values.items() if k in SERIES and isinstance(v, int | float)}
+            if series:
+                rows.append({"night": night, "variant": variant, **series})
     if not rows:
         return pd.DataFrame(columns=["night", "variant", *SERIES])
     frame = pd.DataFrame(rows).groupby(["night", "variant"], as_index=False).first()

@@ -137,3 +137,15 @@ def summary_by(rows: pd.DataFrame | Iterable[RequestResult], by: str = "variant"
     df = _frame(rows)
     records = [{by: key, **latency_summary(group, **kwargs)} for key, group in df.groupby(by, sort=True)]
     return pd.DataFrame.from_records(records)
+
+
+def resumed_summary(done: list[RequestResult], new: list[RequestResult]) -> tuple[pd.DataFrame, dict[str, float]]:
+    """All rows (resumed and new) and their summary; duration and throughput over this run's own requests only,
+    since the resumed rows were timed on another run's clock (and a run that only resumed measured no rate)."""
+    frame = results_frame([*done, *new])
+    summary = latency_summary(frame)
+    if done:
+        this_run = latency_summary(results_frame(new)) if new else {}
+        for k in ("duration_s", "request_throughput", "output_token_throughput", "total_token_throughput"):
+            summary[k] = this_run.get(k, math.nan)
+    return frame, summary

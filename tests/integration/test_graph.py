@@ -105,6 +105,7 @@ def test_whole_graph_materializes_against_the_simulator(tmp_path: Path, crd_dirs
     assert 0.3 < per_variant.loc["mistral-7b-fp16", "cost_per_mtok"] < 5
     ab = mats[dg.AssetKey(["llm_baseline", "lora_ab_experiment"])]
     assert ab["treatment_model"].value == "chat-de" and 0 < ab["win_rate"].value < 1 and ab["p_value"].value > 0
+    assert ab["plot"].value.startswith("![A/B") and "simulator" in ab["measured_against"].value
     assert per_variant["model_revision"].to_dict() == {
         v: provenance_revision(CATALOG.variant(v).revision) for v in per_variant.index
     }  # offline: `main` is recorded as unresolved, never passed off as a commit
@@ -119,8 +120,10 @@ def test_whole_graph_materializes_against_the_simulator(tmp_path: Path, crd_dirs
         assert "simulator" in canary["measured_against"].value
         assert canary["time_basis"].value.startswith("simulated, as measured at llmplat-sim's time scale 0.02")
         assert canary["model"].value == ("chat-de" if v == "mistral-7b-lora" else v)
-        assert canary["requests"].value == 33 and canary["error_rate"].value == 0
-        assert 0 < canary["ttft_s_p50"].value <= canary["ttft_s_p95"].value <= canary["e2e_s_p95"].value
+        assert canary["requests"].value == 33 and canary["error rate (%)"].value == 0
+        # units in the labels: milliseconds for TTFT, seconds for e2e
+        assert 0 < canary["TTFT p50 (ms)"].value <= canary["TTFT p95 (ms)"].value <= canary["e2e p95 (s)"].value * 1000
+        assert canary["preview"].value.records and canary["dagster/row_count"].value == 33
         rows = pd.read_parquet(tmp_path / "llmplat" / "results" / "llm_baseline" / v / "canary" / f"{NIGHT}.parquet")
         assert len(rows) == 33 and rows["prompt_id"].is_unique and (rows["status"] == "ok").all()
         assert {"ttft_s", "itl_s", "tpot_s", "e2e_s", "output_tokens", "error"} <= set(rows.columns)
@@ -169,7 +172,7 @@ def test_canary_resumes_from_rows_written_before_the_endpoint_died(tmp_path: Pat
         served = len(sims["mistral-7b-awq"].state.engine.timings)
     meta = next(m.materialization.metadata for m in second.get_asset_materialization_events())
     assert meta["resumed_rows"].value == written
-    assert meta["requests"].value == 33 and meta["error_rate"].value == 0
+    assert meta["requests"].value == 33 and meta["error rate (%)"].value == 0
     assert served == 33 - written  # only the rest was sent again
     assert not checkpoint.exists()
 

@@ -169,7 +169,7 @@ def test_a_killed_canary_run_is_retried_and_sends_only_the_prompts_its_checkpoin
     with ui.instance() as instance:
         mat = instance.get_latest_materialization_event(asset_key(AWQ, "canary")).asset_materialization
     assert mat.metadata["resumed_rows"].value == 10
-    assert mat.metadata["requests"].value == 33 and mat.metadata["error_rate"].value == 0
+    assert mat.metadata["requests"].value == 33 and mat.metadata["error rate (%)"].value == 0
     assert gate.generations - sent_before == 33 - 10  # only the prompts the checkpoint lacked were sent again
     assert not checkpoint.exists()
 

@@ -43,7 +43,7 @@ def test_every_expected_asset_check_and_job_key():
     for key in graph.get_all_asset_keys():
         partitioned = graph.get(key).partitions_def is not None
         assert partitioned == (key.path[-1] in daily), key
-    assert GOLDEN_CHECKS == ("models_listed", "chat_completion", "metric_contract")
+    assert tuple(GOLDEN_CHECKS) == ("models_listed", "chat_completion", "metric_contract")
     for v in VARIANTS:
         for stage in (*stages, "revision_pin"):
             assert graph.get(dg.AssetKey(["llm_baseline", v, stage])).group_name == v.replace("-", "_")
@@ -178,3 +178,25 @@ def test_a_run_can_pin_a_new_model_revision_into_the_rendered_deployment():
     fp16 = result.output_for_node("llm_baseline__mistral_7b_fp16__manifests")
     fp16_args = next(o for o in fp16 if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert sha not in fp16_args
+
+
+def test_every_asset_has_its_teams_owner_and_kinds_and_every_check_a_description():
+    """What the UI's owner and kind filters and the check pages show."""
+    defs = build_definitions(Settings(resolve_revisions=False))
+    graph = defs.resolve_asset_graph()
+    teams = {"mistral-7b-awq": "quant", "mistral-7b-fp16": "platform", "mistral-7b-lora": "finetune"}
+    teams["mistral-7b-judge"] = "eval"
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.kinds, key
+        if len(key.path) == 3 and key.path[1] in teams:
+            assert node.owners == [f"team:{teams[key.path[1]]}"], key
+        elif key.path[1] == "shared":
+            assert node.owners == ["team:platform"], key
+        else:
+            assert node.owners == ["team:eval"], key  # the catalog's evaluation.team
+    for check in graph.asset_check_keys:
+        assert graph.get_check_spec(check).description, check
+    # the shared manifests feed every variant's deployment (an edge in the graph, not an island)
+    shared = dg.AssetKey(["llm_baseline", "shared", "manifests"])
+    assert {k.path[1] for k in graph.get(shared).child_keys} == set(teams)

@@ -53,3 +53,11 @@ def test_no_pairs_at_all():
 def test_bad_counts(bad):
     with pytest.raises(ValueError):
         ab_test(*bad)
+
+
+def test_the_ab_plot_is_a_png_for_a_result_and_for_no_pairs():
+    from llmplat_dagster.evaluation.ab import ab_plot
+
+    for result in (ab_test(12, 4, 26), ab_test(0, 0, 0)):
+        png = ab_plot(result, control="fp16", treatment="lora", measured_against="simulator (test)")
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000

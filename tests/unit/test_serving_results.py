@@ -75,3 +75,15 @@ def test_summary_by_variant():
     assert list(table["variant"]) == ["awq", "fp16"]
     assert table.set_index("variant").loc["fp16", "ttft_s_p50"] == pytest.approx(1.0)
     assert table.set_index("variant").loc["awq", "errors"] == 1
+
+
+def test_a_resumed_run_counts_every_row_but_takes_its_rate_from_its_own_requests():
+    from llmplat_dagster.serving.results import resumed_summary
+
+    done = [ok_row(0, 0.1, 0.5, [0.1] * 4, started=100.0)]  # written by a killed run, on its own clock
+    new = [ok_row(1, 0.2, 1.0, [0.2] * 4, started=0.0), ok_row(2, 0.3, 1.0, [0.3] * 4, started=1.0)]
+    frame, s = resumed_summary(done, new)
+    assert len(frame) == 3 and s["requests"] == 3 and s["ttft_s_p50"] == pytest.approx(0.2)
+    assert s["duration_s"] == pytest.approx(2.0) and s["request_throughput"] == pytest.approx(1.0)  # 2 requests / 2 s
+    _, only_resumed = resumed_summary(done, [])
+    assert only_resumed["requests"] == 1 and math.isnan(only_resumed["request_throughput"])
