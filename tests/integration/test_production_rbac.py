@@ -2,7 +2,7 @@
 
 The calls are not a hand list: the prod graph's own deployment assets apply every variant, the rollout watch runs
 until a crash loop makes it read logs, and dagster-k8s's client does what its K8sRunLauncher does. Each recorded
-request becomes the RBAC checks the API server would make (llmplat_dagster/k8s/rbac.py); the Roles must grant
+request becomes the RBAC checks the API server would make (tests/integration/rbac_model.py); the Roles must grant
 every one of them, and nothing more.
 """
 
@@ -21,10 +21,10 @@ from kubernetes import client as k8s
 
 from llmplat_dagster.catalog import load_catalog
 from llmplat_dagster.definitions import build_definitions
-from llmplat_dagster.k8s import rbac
 from llmplat_dagster.k8s.kube import KubernetesCluster
 from llmplat_dagster.k8s.validate import CrdSchemas, validate_objects
 from llmplat_dagster.settings import Settings
+from tests.integration import rbac_model as rbac
 from tests.integration.kube_helpers import (
     Controller,
     FakeClock,

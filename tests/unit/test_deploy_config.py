@@ -13,8 +13,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from dagster._config import process_config
-from dagster_k8s import K8sRunLauncher
 from dagster_k8s.job import construct_dagster_k8s_job
 from kubernetes import client as k8s
 
@@ -48,9 +46,9 @@ def run_job(monkeypatch) -> dict:
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr("dagster_k8s.launcher.load_kubernetes_config", lambda **_: None)  # no cluster here
-    config = process_config(K8sRunLauncher.config_type(), instance_yaml()["run_launcher"]["config"])
-    assert config.success, config.errors
-    launcher = K8sRunLauncher(**config.value)
+    # The launcher as the instance builds it from deploy/dagster.yaml (its config validated by Dagster itself).
+    with dg.instance_for_test(overrides={"run_launcher": instance_yaml()["run_launcher"]}) as instance:
+        launcher = instance.run_launcher
     run = dg.DagsterRun(job_name="rollout_job", run_id=str(uuid.uuid4()), tags={"llmplat/variant": "mistral-7b-awq"})
     context = launcher.get_container_context_for_run(run)  # what _launch_k8s_job_with_args does
     job = construct_dagster_k8s_job(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import pytest
-from dagster._utils.tags import is_valid_tag_key
 
 from llmplat_dagster.automation.hub import LookupResult, tracked_ref, tracked_repos
 from llmplat_dagster.automation.revisions import (
@@ -178,6 +178,6 @@ def test_run_tags_name_old_and_new_sha_per_variant(catalog):
 def test_run_tags_fit_dagsters_tag_rules(variant, via, old):
     tags = run_tags({variant: [RevisionChange("r/r", old, B, via)]})
     ((key, value),) = tags.items()
-    assert is_valid_tag_key(key), key
+    dg.AssetSpec("probe", tags={key: ""})  # Dagster's strict tag-key rules (stricter than a run's) accept it
     assert len(value) <= 63 and value.endswith(B[:12])
     assert value.startswith("none->" if old is None else f"{old[:12]}->")
