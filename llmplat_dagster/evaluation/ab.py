@@ -73,15 +73,9 @@ def ab_test(wins: int, losses: int, ties: int = 0, *, confidence: float = 0.95) 
 def ab_plot(result: ABResult, *, control: str, treatment: str, measured_against: str) -> bytes:
     """PNG: the treatment's wins, ties and losses as one stacked bar, and its win rate with the CI against the 0.5
     a treatment no better than its control would score."""
-    import io
+    from llmplat_dagster.plots import figure, png
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (bars, rate) = plt.subplots(1, 2, figsize=(9, 2.8), dpi=100, gridspec_kw={"width_ratios": [3, 2]})
-    try:
+    with figure(1, 2, figsize=(9, 2.8), dpi=100, gridspec_kw={"width_ratios": [3, 2]}) as (fig, (bars, rate)):
         left = 0
         for count, label, colour in (
             (result.wins, f"{treatment} better", "#2a9d8f"),
@@ -107,9 +101,4 @@ def ab_plot(result: ABResult, *, control: str, treatment: str, measured_against:
         rate.set_yticks([])
         rate.set_xlabel(f"win rate (ties half), 95% CI; sign test p={result.p_value:.3g}", fontsize=8)
         fig.suptitle(f"{treatment} vs {control} — measured against {measured_against}", fontsize=9)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        plt.close(fig)
+        return png(fig)

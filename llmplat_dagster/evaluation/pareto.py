@@ -10,15 +10,12 @@ measured cannot dominate one that was.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # no display; set before pyplot is imported
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from llmplat_dagster.plots import figure, png
 
 MAXIMIZE = ("quality",)
 MINIMIZE = ("p95_latency_s", "cost_per_mtok")
@@ -107,8 +104,7 @@ def pareto_plot(
 ) -> bytes:
     """PNG: quality vs p95 latency (with their intervals as error bars), colour = $/1M output tokens, frontier
     ringed and joined, variants named."""
-    fig, ax = plt.subplots(figsize=(7, 4.8), dpi=100)
-    try:
+    with figure(figsize=(7, 4.8), dpi=100) as (fig, ax):
         x, y = df[latency].to_numpy(dtype=float), df[quality].to_numpy(dtype=float)
         c = df[cost].to_numpy(dtype=float)
         finite_c = np.where(np.isfinite(c), c, np.nan)
@@ -131,11 +127,7 @@ def pareto_plot(
         fig.suptitle("Quality vs latency and cost", fontsize=12)
         ax.set_title(f"measured against: {measured_against}", fontsize=9)
         ax.grid(True, alpha=0.3)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-        return buf.getvalue()
-    finally:
-        plt.close(fig)
+        return png(fig, bbox_inches="tight")
 
 
 def markdown_table(df: pd.DataFrame, *, floatfmt: str = ".4g") -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 
 import pandas as pd
@@ -29,21 +28,14 @@ def trend_frame(records: list[tuple[str, Mapping[str, Mapping[str, float]]]], ni
 
 
 def trend_plot(frame: pd.DataFrame, measured_against: str) -> bytes:
-    import matplotlib
+    from llmplat_dagster.plots import figure, png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(SERIES), figsize=(11, 3.8))
-    for ax, (series, label) in zip(axes, SERIES.items(), strict=True):
-        for variant, group in frame.groupby("variant"):
-            ax.plot(group["night"], group[series], marker="o", label=variant)
-        ax.set_title(label)
-        ax.tick_params(axis="x", rotation=45)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"nightly trend — measured against {measured_against}", fontsize=9)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    with figure(1, len(SERIES), figsize=(11, 3.8)) as (fig, axes):
+        for ax, (series, label) in zip(axes, SERIES.items(), strict=True):
+            for variant, group in frame.groupby("variant"):
+                ax.plot(group["night"], group[series], marker="o", label=variant)
+            ax.set_title(label)
+            ax.tick_params(axis="x", rotation=45)
+        axes[0].legend(fontsize=8)
+        fig.suptitle(f"nightly trend — measured against {measured_against}", fontsize=9)
+        return png(fig, dpi=90)

@@ -167,15 +167,9 @@ def run_sweep(
 
 def sweep_plot(levels: pd.DataFrame, *, title: str, measured_against: str, slo: SLO) -> bytes:
     """PNG: throughput and goodput vs concurrency; TTFT and ITL p95 vs concurrency (the SLO drawn in)."""
-    import io
+    from llmplat_dagster.plots import figure, png
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100)
-    try:
+    with figure(1, 2, figsize=(10, 3.8), dpi=100) as (fig, (left, right)):
         c = levels["concurrency"]
         left.plot(c, levels["output_token_throughput"], marker="o", label="output tokens/s")
         twin = left.twinx()
@@ -195,9 +189,4 @@ def sweep_plot(levels: pd.DataFrame, *, title: str, measured_against: str, slo: 
         right.set_xlabel("concurrency")
         right.legend(fontsize=8)
         fig.suptitle(f"{title} — measured against {measured_against}", fontsize=9)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        plt.close(fig)
+        return png(fig)

@@ -42,3 +42,11 @@ def test_unknown_series_and_non_numbers_are_ignored():
 def test_a_trend_needs_a_night(nights):
     with pytest.raises(ValueError, match="at least one night"):
         trend_frame([], nights)
+
+
+def test_the_trend_plot_is_a_png():
+    from llmplat_dagster.evaluation.trend import trend_plot
+
+    frame = trend_frame([("2026-11-28", {AWQ: {"quality_delta": -0.01, "e2e_p95_s": 1.0}})], nights=3)
+    png = trend_plot(frame, "simulator (test)")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
