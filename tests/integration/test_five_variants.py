@@ -18,32 +18,17 @@ from llmplat_dagster.defs.keys import variant_job_name
 from llmplat_dagster.k8s.render import vllm_args
 from llmplat_dagster.settings import Settings
 from llmplat_dagster.sim.testing import start_sim
+from tests.catalog_edits import GPTQ, with_gptq_candidate
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-GPTQ = "mistral-7b-gptq"
 NIGHT = "2026-11-28"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-ENTRY = """
-  - name: mistral-7b-gptq
-    team: quant
-    purpose: GPTQ 4-bit candidate
-    model_id: TheBloke/Mistral-7B-Instruct-v0.2-GPTQ
-    revision: main
-    quantization: gptq
-    max_model_len: 4096
-    max_num_seqs: 16
-    gpu_memory_utilization: 0.90
-"""
 
 
 @pytest.fixture
 def catalog_path(tmp_path: Path) -> Path:
-    text = default_catalog_path().read_text()
-    text = text.replace("\n# Who plays which part", ENTRY + "\n# Who plays which part", 1)
-    text = text.replace("    - mistral-7b-lora\n  judge", "    - mistral-7b-lora\n    - mistral-7b-gptq\n  judge", 1)
-    # a fifth model server needs GPU nodes of its own (one per replica): the node pool grows with the catalog
-    text = text.replace("    min_nodes: 8\n    max_nodes: 12\n", "    min_nodes: 10\n    max_nodes: 15\n", 1)
+    text = with_gptq_candidate(default_catalog_path().read_text())
     path = tmp_path / "catalog.yaml"
     path.write_text(text)
     return path

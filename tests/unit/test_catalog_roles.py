@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from llmplat_dagster.catalog import CatalogError, default_catalog_path, load_catalog, parse_catalog
+from tests.catalog_edits import with_gptq_candidate
 
 BASE = default_catalog_path().read_text()
 ROLES = BASE[BASE.index("\nevaluation:") :]
@@ -105,27 +106,9 @@ def test_no_candidates_is_an_error_and_no_section_means_no_evaluation():
 
 
 def test_a_fifth_variant_can_be_a_candidate_without_code():
-    text = BASE.replace("\nevaluation:", GPTQ + "\nevaluation:").replace(
-        "    - mistral-7b-lora\n  judge", "    - mistral-7b-lora\n    - mistral-7b-gptq\n  judge"
-    )
-    text = text.replace(
-        "    min_nodes: 8\n    max_nodes: 12\n", "    min_nodes: 10\n    max_nodes: 15\n", 1
-    )  # its nodes
+    text = with_gptq_candidate(BASE)
     roles = parse_catalog(text).evaluation
     assert roles.candidates == ("mistral-7b-awq", "mistral-7b-lora", "mistral-7b-gptq")
-
-
-GPTQ = """
-  - name: mistral-7b-gptq
-    team: quant
-    purpose: GPTQ 4-bit candidate
-    model_id: TheBloke/Mistral-7B-Instruct-v0.2-GPTQ
-    revision: main
-    quantization: gptq
-    max_model_len: 4096
-    max_num_seqs: 16
-    gpu_memory_utilization: 0.90
-"""
 
 
 def test_an_advisory_gate_must_belong_to_a_candidate():
