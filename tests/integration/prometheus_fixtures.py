@@ -114,7 +114,18 @@ class ObservedFleet:
             if last:
                 return last
             time.sleep(0.5)
-        pytest.fail(f"Prometheus never showed {what} within {timeout_s:g} s; last: {last!r}", pytrace=False)
+        pytest.fail(
+            f"Prometheus never showed {what} within {timeout_s:g} s; last: {last!r}; targets: {self.targets()}",
+            pytrace=False,
+        )
+
+    def targets(self) -> list[str]:
+        """What Prometheus scrapes and how that went, for a failure message."""
+        try:
+            active = httpx.get(f"{self.url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            return [f"targets unreadable: {exc}"]
+        return [f"{t['scrapeUrl']} {t['health']} {t.get('lastError') or ''}".strip() for t in active]
 
 
 @dataclass
@@ -149,7 +160,12 @@ def prometheus() -> Iterator[PrometheusServer]:
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(home / "rules.yaml")],
             "scrape_configs": [
-                {"job_name": job, "file_sd_configs": [{"files": [str(home / "targets" / f"{job}.json")]}]}
+                # refresh_interval: re-read the target files every second too, not only on inotify events (a long
+                # test session can run out of inotify instances, and the targets would then wait 5 minutes)
+                {
+                    "job_name": job,
+                    "file_sd_configs": [{"files": [str(home / "targets" / f"{job}.json")], "refresh_interval": "1s"}],
+                }
                 for job in jobs
             ],
         }
