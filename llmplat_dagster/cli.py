@@ -147,6 +147,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     use_tree, tree = _sources(args)
     crds = _crds(args)
+    if args.strict is None:  # the flag wins; else the variable, read as the Dagster settings read it
+        from llmplat_dagster.settings import env_flag
+
+        strict = os.environ.get("LLMPLAT_STRICT_SCHEMAS", "")
+        args.strict = bool(env_flag(strict, "LLMPLAT_STRICT_SCHEMAS"))
     overlays = ["dev", "prod"] if args.overlay == "all" else [args.overlay]
     report, lines, failed, unchecked = [], [], 0, 0
     for name in overlays:
@@ -284,7 +289,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--strict",
         action="store_true",
-        default=os.environ.get("LLMPLAT_STRICT_SCHEMAS", "").lower() in ("1", "true", "yes"),
+        default=None,
         help="fail on custom resources that no CRD schema checks (default: $LLMPLAT_STRICT_SCHEMAS, else off)",
     )
     output(validate)

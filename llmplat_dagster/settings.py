@@ -65,7 +65,8 @@ def _urls(endpoints: Mapping[str, str]) -> dict[str, str]:
     return dict(endpoints)
 
 
-def _flag(raw: str, name: str) -> bool | None:
+def env_flag(raw: str, name: str) -> bool | None:
+    """A 1/0 switch from the environment (None when unset); anything else is refused naming the variable."""
     if not raw:
         return None
     if raw.lower() in ("1", "true", "yes", "0", "false", "no"):
@@ -181,7 +182,7 @@ class Settings:
             revisions=_pairs(env.get("LLMPLAT_MODEL_REVISIONS", ""), "LLMPLAT_MODEL_REVISIONS"),
             image=env.get("LLMPLAT_VLLM_IMAGE") or None,
             crd_dirs=tuple(Path(p) for p in env.get("LLMPLAT_CRD_DIR", "").split(os.pathsep) if p),
-            strict_schemas=bool(_flag(env.get("LLMPLAT_STRICT_SCHEMAS", ""), "LLMPLAT_STRICT_SCHEMAS")),
+            strict_schemas=bool(env_flag(env.get("LLMPLAT_STRICT_SCHEMAS", ""), "LLMPLAT_STRICT_SCHEMAS")),
             endpoints=_endpoints(env.get("LLMPLAT_ENDPOINTS", "")),
             home=Path(env.get("DAGSTER_HOME") or ".dagster_home"),
             results_uri=env.get("LLMPLAT_RESULTS_URI") or None,
@@ -192,5 +193,5 @@ class Settings:
             hf_endpoint=env.get("HF_ENDPOINT") or None,
             hf_timeout_s=float(_int(env.get("LLMPLAT_HF_TIMEOUT_S") or "10", "LLMPLAT_HF_TIMEOUT_S")),
             promptset_s3_uri=env.get("LLMPLAT_PROMPTSET_S3_URI") or None,
-            resolve_revisions=_flag(env.get("LLMPLAT_RESOLVE_REVISIONS", ""), "LLMPLAT_RESOLVE_REVISIONS"),
+            resolve_revisions=env_flag(env.get("LLMPLAT_RESOLVE_REVISIONS", ""), "LLMPLAT_RESOLVE_REVISIONS"),
         )

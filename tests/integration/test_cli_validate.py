@@ -84,3 +84,10 @@ def test_a_broken_custom_resource_fails_even_without_strict(clone: Path, crd_dir
     done = validate(clone, "--crd-dir", str(crd_dir), "--overlay", "prod")
     assert done.returncode == 1
     assert "ScaledObject/mistral-7b-awq: at spec.pollingInterval: 'fifteen' is not of type 'integer'" in done.stdout
+
+
+def test_a_garbage_strict_variable_is_refused_naming_it(clone: Path):
+    """The same 1/0 switch the Dagster settings read: `maybe` is neither, and is not silently taken as off."""
+    done = validate(clone, LLMPLAT_STRICT_SCHEMAS="maybe")
+    assert done.returncode == 2 and "LLMPLAT_STRICT_SCHEMAS='maybe': expected 1 or 0" in done.stderr
+    assert validate(clone, LLMPLAT_STRICT_SCHEMAS="0").returncode == 0  # explicitly off: unchecked ones only listed
